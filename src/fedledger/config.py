@@ -76,8 +76,8 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     """``[train]``: rounds, local training on devices, and the seed that makes a run repeatable."""
 
-    rounds: int = Field(10, ge=1, le=100_000)
-    local_epochs: int = Field(1, ge=1)
+    rounds: int = Field(20, ge=1, le=100_000)
+    local_epochs: int = Field(2, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(0.05, gt=0)
     algorithm: Literal["fedavg", "fedprox"] = "fedavg"
@@ -92,7 +92,9 @@ class StrategyConfig(_Section):
     """``[strategy]``: how the server combines device updates."""
 
     name: str = Field("fedavg", description="fedavg, fedavgm or fedadam")
-    server_lr: float = Field(1.0, gt=0)
+    server_lr: float | None = Field(
+        None, gt=0, description="server learning rate; default 1.0 (fedavg, fedavgm), 0.01 (fedadam)"
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM server momentum")
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.99, ge=0, lt=1)
@@ -170,7 +172,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 def dump_config(config: Config) -> str:
     """The resolved config as TOML text (every key, defaults included)."""
-    return tomli_w.dumps(config.model_dump(mode="json"))
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
 
 
 def config_digest(config: Config) -> str:

@@ -81,6 +81,8 @@ class FederatedDataset:
         Held-out evaluation arrays, preprocessed with the statistics of the training devices.
     benign_class
         Index of the benign/normal class, or None when the task has none (digits).
+    nonfinite
+        Non-finite feature values (NaN, inf) that preprocessing replaced by 0.
     """
 
     name: str
@@ -95,6 +97,7 @@ class FederatedDataset:
     feature_names: tuple[str, ...] = ()
     benign_class: int | None = 0
     synthetic: bool = False
+    nonfinite: int = 0
 
     @property
     def feature_shape(self) -> tuple[int, ...]:

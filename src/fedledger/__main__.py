@@ -1,0 +1,3 @@
+from fedledger.cli import main
+
+main()

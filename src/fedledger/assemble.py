@@ -1,0 +1,70 @@
+"""The one place that turns a :class:`~fedledger.config.Config` into a running system."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fedledger.config import Config
+from fedledger.data import DATASETS, FederatedDataset, build_federated
+from fedledger.errors import ConfigError
+from fedledger.fl.engine import Simulation, make_trainer
+from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
+from fedledger.models import MODELS, create_model
+from fedledger.strategies import STRATEGIES, create_strategy
+
+__all__ = ["build_simulation", "build_task"]
+
+
+def build_task(config: Config, data: FederatedDataset) -> Task:
+    """Classification, or benign-only reconstruction for an anomaly-detector model."""
+    spec = MODELS.get(config.model.name)
+    if spec is not None and spec.anomaly_detector:
+        if data.benign_class is None:
+            raise ConfigError(
+                "model.name",
+                f"{config.model.name} trains on benign traffic only, but {data.name} has no "
+                f"benign class",
+            )
+        return ReconstructionTask(data.benign_class)
+    return ClassificationTask(data.classes, data.benign_class)
+
+
+def build_simulation(
+    config: Config, model: nn.Module | None = None, data: FederatedDataset | None = None
+) -> Simulation:
+    """Load and partition the data, build model, task, trainer and strategy.
+
+    Parameters
+    ----------
+    config
+        The validated run configuration.
+    model
+        Your own ``nn.Module`` instead of ``config.model``; its current weights are the start.
+    data
+        An already built dataset (skips loading).
+    """
+    _check_names(config)
+    torch.set_num_threads(config.train.threads)
+    if data is None:
+        data = build_federated(config.data, config.train.seed)
+    if model is None:
+        torch.manual_seed(config.train.seed)
+        model = create_model(config.model.name, data.feature_shape, data.n_classes, config.model.hidden)
+    task = build_task(config, data)
+    x = torch.from_numpy(data.x_train[:2])
+    y = torch.from_numpy(data.y_train[:2])
+    trainer = make_trainer(config.train.engine, model, task, x, y)
+    strategy = create_strategy(config.strategy)
+    return Simulation(data, model, task, trainer, strategy, config.train)
+
+
+def _check_names(config: Config) -> None:
+    """Registry names are checked before any data is read."""
+    for key, name, registry in (
+        ("data.name", config.data.name, DATASETS),
+        ("model.name", config.model.name, MODELS),
+        ("strategy.name", config.strategy.name, STRATEGIES),
+    ):
+        if name not in registry:
+            raise ConfigError(key, f"unknown name {name!r}; known: {', '.join(sorted(registry))}")

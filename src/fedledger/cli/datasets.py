@@ -1,0 +1,21 @@
+"""``fedledger datasets list``."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from fedledger.cli.common import console
+from fedledger.data import DATASETS
+
+__all__ = ["list_datasets"]
+
+
+def list_datasets() -> None:
+    """List the datasets fedledger can load and what each needs."""
+    table = Table(title="datasets")
+    for column in ("name", "needs", "description"):
+        table.add_column(column)
+    for name, spec in sorted(DATASETS.items()):
+        needs = {"dir": "data.dir", "path": "data.path", "nothing": "-"}.get(spec.needs, spec.needs)
+        table.add_row(name, needs, spec.description)
+    console.print(table)

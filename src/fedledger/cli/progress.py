@@ -1,0 +1,67 @@
+"""Live progress for ``fedledger run``: a bar and a per-round table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+__all__ = ["RichRoundListener"]
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+class RichRoundListener:
+    """Shows the rounds as they finish (plain lines when the output is not a terminal)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.table = Table(title="rounds", expand=False)
+        for name in ("round", "accuracy", "macro-F1", "loss", "detection", "false alarm", "s"):
+            self.table.add_column(name, justify="right")
+        self.progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("rounds"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task("rounds", total=1)
+        self.live: Live | None = None
+
+    def on_start(self, first_round: int, last_round: int) -> None:
+        self.progress.update(self.task, total=last_round, completed=first_round - 1)
+        if self.console.is_terminal:
+            self.live = Live(Group(self.table, self.progress), console=self.console)
+            self.live.start()
+
+    def on_round(self, record: dict[str, Any]) -> None:
+        cells = (
+            str(record["round"]),
+            _fmt(record.get("accuracy")),
+            _fmt(record.get("macro_f1")),
+            _fmt(record.get("loss")),
+            _fmt(record.get("detection_rate")),
+            _fmt(record.get("false_alarm_rate")),
+            _fmt(record.get("seconds"), 2),
+        )
+        self.table.add_row(*cells)
+        self.progress.advance(self.task)
+        if self.live is None:
+            self.console.print(
+                f"round {cells[0]}: accuracy {cells[1]}  macro-F1 {cells[2]}  loss {cells[3]}  "
+                f"detection {cells[4]}  false-alarm {cells[5]}  {cells[6]} s",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None

@@ -1,0 +1,98 @@
+"""``fedledger run``: train, checkpoint every round, write the report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedledger.assemble import build_simulation
+from fedledger.cli.common import console, friendly_errors
+from fedledger.cli.progress import RichRoundListener
+from fedledger.config import Config, dump_config, load_config
+from fedledger.errors import ConfigError
+from fedledger.fl.run_folder import RunFolder
+from fedledger.fl.runner import Runner
+from fedledger.report import write_report
+
+__all__ = ["run"]
+
+
+def _new_run_dir() -> Path:
+    base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _resume_config(folder: RunFolder, overrides: list[str]) -> Config:
+    """The folder's config; only ``train.rounds`` may change (to extend a run)."""
+    saved = load_config(folder.config_path())
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key != "train.rounds":
+            raise ConfigError(key, "cannot be changed when resuming (only train.rounds can)")
+    return load_config(folder.config_path(), overrides)
+
+
+@friendly_errors
+def run(
+    config: Annotated[
+        Path | None, typer.Argument(help="TOML config; omit for the offline default")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a key: section.key=value (repeatable)"),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="run folder (default runs/<timestamp>)")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="continue the run in this folder from its checkpoint")
+    ] = None,
+) -> None:
+    """Train a detector across simulated IoT devices and write a run folder with a report."""
+    overrides = list(set_ or [])
+    if resume is not None:
+        if config is not None or out is not None:
+            raise ConfigError("", "--resume takes its config and folder from RUN_DIR")
+        folder = RunFolder(resume)
+        cfg = _resume_config(folder, overrides)
+    else:
+        cfg = load_config(config, overrides)
+        folder = RunFolder.create(out or _new_run_dir())
+    sim = build_simulation(cfg)
+    data = sim.data
+    tag = " [yellow](synthetic data)[/]" if data.synthetic else ""
+    console.print(
+        f"[bold]fedledger[/] {data.name}{tag}: {data.n_clients} devices, "
+        f"{len(data.y_train)} train / {len(data.y_test)} test samples, "
+        f"{data.n_classes} classes; model {type(sim.model).__name__} "
+        f"({sim.layout.total} parameters, {sim.trainer.name} trainer)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    runner = Runner(sim, folder, cfg.train.rounds)
+    done = 0
+    if resume is not None:
+        done = runner.resume()
+        console.print(f"resuming {folder.path} after round {done}", highlight=False, soft_wrap=True)
+    folder.write_config(dump_config(cfg))
+    folder.write_devices(runner.devices())
+    listener = RichRoundListener(console)
+    try:
+        summary = runner.run(listener, start_after=done)
+    finally:
+        listener.close()
+    report = write_report(folder.path)
+    final = summary["final"]
+    console.print(
+        f"final accuracy {final.get('accuracy', float('nan')):.4f}, "
+        f"macro-F1 {final.get('macro_f1', float('nan')):.4f}; "
+        f"model sha256 {summary['model_sha256']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"run folder: {folder.path}   report: {report}", highlight=False, soft_wrap=True)

@@ -1,0 +1,66 @@
+"""``csv``: any labelled CSV, configured by ``data.label``, ``data.categorical``, ``data.drop``.
+
+Reads ``data.path``, or every ``*.csv`` / ``*.csv.gz`` directly in ``data.dir`` (same header
+required). Columns listed in ``data.categorical`` are one-hot encoded; every other column must
+be numeric. ``data.column`` names an optional natural device column: it becomes the device key
+of each row (for ``partition = column``), not a feature. A label called normal, benign or
+BenignTraffic (any case) is the benign class and comes first; otherwise there is none.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedledger.config import DataConfig
+from fedledger.data.labels import class_order, encode
+from fedledger.data.sources import csv_files, require_dir, require_file
+from fedledger.data.tabular import concat, read_labelled, to_table
+from fedledger.data.types import RawDataset
+from fedledger.errors import ConfigError, DatasetNotFoundError
+
+__all__ = ["load_csv"]
+
+
+def _paths(cfg: DataConfig) -> list[Path]:
+    if cfg.path:
+        return [require_file(cfg.path, "csv", "a CSV file with a header row")]
+    if not cfg.dir:
+        raise ConfigError("data.path", "dataset csv needs data.path (a CSV) or data.dir (a folder)")
+    folder = require_dir(cfg.dir, "csv", "*.csv or *.csv.gz files")
+    paths = csv_files(folder)
+    if not paths:
+        raise DatasetNotFoundError(f"csv: no *.csv or *.csv.gz files in {folder}")
+    return paths
+
+
+def load_csv(cfg: DataConfig, seed: int = 0) -> RawDataset:
+    """Load a generic labelled CSV (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        ``data.label`` is empty.
+    DatasetNotFoundError
+        The file or folder is missing.
+    DataError
+        A column is missing, a row is ragged, or a numeric column holds a non-number.
+    """
+    if not cfg.label:
+        raise ConfigError("data.label", "dataset csv needs data.label, the label column's name")
+    parts = [
+        read_labelled(p, label=cfg.label, categorical=cfg.categorical, drop=cfg.drop,
+                      group=cfg.column)
+        for p in _paths(cfg)
+    ]
+    cols = concat(parts)
+    classes, benign = class_order(cols.label_text)
+    return RawDataset(
+        name="csv",
+        kind="tabular",
+        classes=classes,
+        train=to_table(cols, encode(cols.label_text, classes)),
+        test=None,
+        numeric_names=cols.numeric_names,
+        categorical_names=cols.categorical_names,
+        benign_class=benign,
+    )

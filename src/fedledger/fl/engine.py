@@ -1,0 +1,171 @@
+"""The in-process simulation engine: one federated round, as data flows through it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedledger.config import TrainConfig
+from fedledger.data.types import FederatedDataset
+from fedledger.errors import ModelError
+from fedledger.fl.batched import StackedTrainer, VmapTrainer, stackable
+from fedledger.fl.params import ParamLayout
+from fedledger.fl.plan import make_plan
+from fedledger.fl.tasks import Task
+from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
+from fedledger.strategies.base import Strategy
+
+__all__ = ["RoundResult", "Simulation", "make_trainer", "round_rng"]
+
+
+def round_rng(seed: int, round_number: int, stream: int) -> np.random.Generator:
+    """The generator for one purpose (``stream``) in one round: a resumed run draws the same."""
+    return np.random.default_rng([seed, round_number, stream])
+
+
+def _vmap_works(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) -> bool:
+    try:
+        trainer = VmapTrainer(model, task)
+        layout = trainer.layout
+        params = layout.unflatten(layout.flatten(dict(model.named_parameters())).detach())
+        probe = {n: v.unsqueeze(0) for n, v in params.items()}
+        trainer._grads(probe, x[:2].unsqueeze(0), y[:2].unsqueeze(0), torch.ones(1, 2))
+    except Exception:  # any failure to batch means: train one device at a time
+        return False
+    return not any(True for _ in model.buffers())
+
+
+def make_trainer(
+    engine: str, model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor
+) -> LocalTrainer:
+    """Pick the fastest trainer that can train ``model``: stacked, then vmap, then sequential.
+
+    ``engine = "batched"`` insists on a vectorised trainer and fails if the model has none.
+    """
+    if engine == "sequential":
+        return SequentialTrainer(model, task)
+    if stackable(model):
+        return StackedTrainer(model, task)
+    if _vmap_works(model, task, x, y):
+        return VmapTrainer(model, task)
+    if engine == "batched":
+        raise ModelError(
+            f"{type(model).__name__} cannot be trained with torch.func.vmap (batch norm or an "
+            f"unbatchable operation); set train.engine = \"sequential\" or \"auto\""
+        )
+    return SequentialTrainer(model, task)
+
+
+@dataclass
+class RoundResult:
+    """What one round produced."""
+
+    round: int
+    global_params: torch.Tensor
+    devices: list[int]
+    metrics: dict[str, Any]
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Simulation:
+    """Runs federated rounds in one process, seeded and deterministic.
+
+    One round: sample devices → every device trains from the global model (vectorised where the
+    model allows) → the strategy aggregates the deltas → the new global model is evaluated.
+
+    Parameters
+    ----------
+    data
+        The partitioned dataset.
+    model
+        The network; its current parameters are the starting global model.
+    task, trainer, strategy
+        Objective/metrics, local-training engine and server-side aggregation.
+    train
+        The ``[train]`` config section (rounds, lr, FedProx μ, sampling, seed).
+    """
+
+    def __init__(
+        self,
+        data: FederatedDataset,
+        model: nn.Module,
+        task: Task,
+        trainer: LocalTrainer,
+        strategy: Strategy,
+        train: TrainConfig,
+    ) -> None:
+        self.data = data
+        self.model = model
+        self.task = task
+        self.trainer = trainer
+        self.strategy = strategy
+        self.train_cfg = train
+        self.layout = ParamLayout.of(model)
+        self.x_train = torch.from_numpy(data.x_train)
+        self.y_train = torch.from_numpy(data.y_train)
+        self.x_test = torch.from_numpy(data.x_test)
+        self.y_test = torch.from_numpy(data.y_test)
+        self.train_rows = [task.train_rows(rows, data.y_train) for rows in data.clients]
+        self.global_params = self.layout.flatten(dict(model.named_parameters())).detach().clone()
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        try:
+            with torch.no_grad():
+                self.model.eval()
+                self.model(self.x_train[:2])
+        except RuntimeError as exc:
+            raise ModelError(
+                f"the model does not accept samples of shape {self.data.feature_shape}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+
+    def sample_devices(self, round_number: int) -> list[int]:
+        """Devices that train this round (all with ``clients_per_round = 0``), sorted."""
+        eligible = [i for i, rows in enumerate(self.train_rows) if len(rows) > 0]
+        k = self.train_cfg.clients_per_round
+        if k == 0 or k >= len(eligible):
+            return eligible
+        rng = round_rng(self.train_cfg.seed, round_number, 0)
+        return sorted(int(i) for i in rng.choice(eligible, size=k, replace=False))
+
+    def evaluate(self) -> dict[str, Any]:
+        """Metrics of the current global model on the test split."""
+        self.layout.load_into(self.model, self.global_params)
+        self.model.eval()
+        return self.task.evaluate(
+            self.model, self.x_test, self.y_test, self.train_rows, self.x_train, self.y_train
+        )
+
+    def run_round(self, round_number: int) -> RoundResult:
+        """Run round ``round_number`` (1-based) and make its model the global model."""
+        cfg = self.train_cfg
+        t0 = time.perf_counter()
+        devices = self.sample_devices(round_number)
+        rows = [self.train_rows[d] for d in devices]
+        plan = make_plan(rows, cfg.batch_size, cfg.local_epochs, round_rng(cfg.seed, round_number, 1))
+        mu = cfg.mu if cfg.algorithm == "fedprox" else 0.0
+        trained = self.trainer.train(
+            self.global_params, plan, self.x_train, self.y_train, cfg.lr, mu
+        )
+        t1 = time.perf_counter()
+        updates = trained - self.global_params
+        weights = torch.tensor([len(rows[i]) for i in plan.order], dtype=updates.dtype)
+        self.global_params = self.strategy.aggregate(self.global_params, updates, weights)
+        t2 = time.perf_counter()
+        metrics = self.evaluate()
+        t3 = time.perf_counter()
+        return RoundResult(
+            round=round_number,
+            global_params=self.global_params,
+            devices=devices,
+            metrics=metrics,
+            seconds=t3 - t0,
+            timings={"train": t1 - t0, "aggregate": t2 - t1, "evaluate": t3 - t2},
+        )

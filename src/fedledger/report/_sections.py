@@ -1,0 +1,216 @@
+"""The sections of ``report.md``, each a function from run data to Markdown lines."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fedledger.report._markdown import MISSING, code, config_value, flatten, number, table
+
+__all__ = [
+    "config_section",
+    "devices_section",
+    "final_section",
+    "header_section",
+    "image",
+    "model_section",
+    "per_class_section",
+    "rounds_section",
+]
+
+#: Final-round metrics shown first: record key, label.
+_HEADLINE = (
+    ("accuracy", "accuracy"),
+    ("macro_f1", "macro-F1"),
+    ("detection_rate", "detection rate"),
+    ("false_alarm_rate", "false alarm rate"),
+    ("loss", "loss"),
+)
+_SYNTHETIC_NOTE = (
+    "> **Synthetic data.** This run trained and evaluated on generated IoT traffic, not on a "
+    "captured dataset. Its numbers show that the pipeline works; they say nothing about how "
+    "well the model detects attacks on a real network."
+)
+
+
+def header_section(
+    title: str,
+    records: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+    config: dict[str, Any],
+    classes: Sequence[str],
+) -> list[str]:
+    """Title, the synthetic-data note when it applies, and an overview table."""
+    data = config.get("data", {})
+    dataset = summary.get("dataset", data.get("name") if isinstance(data, dict) else None)
+    synthetic = summary.get("synthetic", dataset == "synthetic")
+    planned = summary.get("rounds", _nested(config, "train", "rounds"))
+    done = len(records)
+    if summary:
+        status = f"finished, {done} rounds"
+    else:
+        of = f" of {planned}" if planned is not None else ""
+        status = f"unfinished: {done}{of} rounds recorded, no summary.json yet"
+    shown = ", ".join(classes[:12]) + (f", … (+{len(classes) - 12})" if len(classes) > 12 else "")
+    name = str(dataset or MISSING)
+    if synthetic and "synthetic" not in name:
+        name += " (synthetic data)"
+    lines = [f"# Run report: {title}", ""]
+    if synthetic:
+        lines += [_SYNTHETIC_NOTE, ""]
+    lines += [f"- **dataset:** {name}", f"- **status:** {status}"]
+    lines.append(f"- **classes:** {len(classes)}: {shown}" if classes else "- **classes:** —")
+    if "seconds_total" in summary:
+        lines.append(f"- **total time:** {number(summary['seconds_total'], 1)} s")
+    return [*lines, ""]
+
+
+def final_section(final: dict[str, Any], round_label: str, finished: bool) -> list[str]:
+    """Headline metrics of the last recorded round ("latest" while the run is unfinished)."""
+    lines = [f"## {'Final' if finished else 'Latest'} metrics ({round_label})", ""]
+    if not final:
+        return [*lines, "No round has finished yet.", ""]
+    rows = [[label, number(final.get(key))] for key, label in _HEADLINE]
+    return [*lines, *table(["metric", "value"], rows), ""]
+
+
+def rounds_section(records: Sequence[dict[str, Any]], plot: str | None) -> list[str]:
+    """The per-round plot and table."""
+    lines = ["## Metrics per round", ""]
+    if plot:
+        lines += [image("Accuracy, macro-F1 and loss per round", plot), ""]
+    if not records:
+        return [*lines, "No round has finished yet.", ""]
+    rows = [
+        [
+            number(r.get("round", i + 1)),
+            number(r.get("accuracy")),
+            number(r.get("macro_f1")),
+            number(r.get("loss")),
+            number(r.get("seconds"), 2),
+        ]
+        for i, r in enumerate(records)
+    ]
+    header = ["round", "accuracy", "macro-F1", "loss", "seconds"]
+    return [*lines, *table(header, rows), ""]
+
+
+def per_class_section(final: dict[str, Any], round_label: str, plot: str | None) -> list[str]:
+    """Precision, recall and F1 per class, and the confusion-matrix plot."""
+    lines = [f"## Per class ({round_label})", ""]
+    per_class = final.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        rows = [
+            [
+                str(name),
+                number(s.get("precision")),
+                number(s.get("recall")),
+                number(s.get("f1")),
+                number(s.get("support")),
+            ]
+            for name, s in per_class.items()
+            if isinstance(s, dict)
+        ]
+        lines += [*table(["class", "precision", "recall", "F1", "support"], rows), ""]
+    else:
+        lines += ["No per-class scores recorded.", ""]
+    if plot:
+        lines += [image("Confusion matrix", plot), ""]
+    return lines
+
+
+def devices_section(devices: Sequence[dict[str, Any]], plot: str | None) -> list[str]:
+    """Devices per cluster and role, and the spread of their sample counts."""
+    lines = ["## Devices", ""]
+    if not devices:
+        return [*lines, "No devices.json yet.", ""]
+    samples = [d.get("n_samples") for d in devices]
+    counts = [s for s in samples if isinstance(s, int) and not isinstance(s, bool)]
+    if counts:
+        lines += [
+            f"{len(devices)} devices hold {sum(counts)} training samples: "
+            f"min {min(counts)}, median {_median(counts)}, "
+            f"max {max(counts)} per device.",
+            "",
+        ]
+    clusters = [str(d.get("cluster", "none")) for d in devices]
+    roles = [str(d.get("role", "honest")) for d in devices]
+    role_names = sorted(set(roles))
+    pairs = Counter(zip(clusters, roles, strict=True))
+    rows = [
+        [cluster, *(str(pairs[cluster, role]) for role in role_names), str(clusters.count(cluster))]
+        for cluster in sorted(set(clusters))
+    ]
+    rows.append(["**all**", *(str(roles.count(r)) for r in role_names), str(len(devices))])
+    lines += [*table(["cluster", *role_names, "devices"], rows), ""]
+    if plot:
+        lines += [image("Training samples per device", plot), ""]
+    return lines
+
+
+def model_section(
+    model_file: str, size: int | None, actual: str | None, recorded: dict[str, str | None]
+) -> list[str]:
+    """The model file, its digest, and whether it matches the recorded digests.
+
+    Parameters
+    ----------
+    model_file
+        File name of the model in the run folder.
+    size
+        Its size in bytes, or None if it does not exist.
+    actual
+        sha256 of the file as it is on disk, or None.
+    recorded
+        Digest recorded by each source (``"model.sha256"``, ``"summary.json"``), None if absent.
+    """
+    lines = ["## Model", ""]
+    if actual is None or size is None:
+        return [*lines, f"No {code(model_file)} yet (the run has not finished).", ""]
+    lines += [f"- file: {code(model_file)} ({_bytes(size)})", f"- sha256: {code(actual)}"]
+    for source, digest in recorded.items():
+        if digest is None:
+            lines.append(f"- {source}: no digest recorded")
+        elif digest.lower() == actual:
+            lines.append(f"- {source}: digest matches")
+        else:
+            lines.append(f"- {source}: **digest does not match** (records {code(digest)})")
+    return [*lines, ""]
+
+
+def config_section(config: dict[str, Any]) -> list[str]:
+    """The resolved configuration as a key/value table."""
+    lines = ["## Configuration", ""]
+    if not config:
+        return [*lines, "No config.toml in the run folder.", ""]
+    rows = [[code(key), code(config_value(value))] for key, value in flatten(config)]
+    return [*lines, *table(["key", "value"], rows, align="ll"), ""]
+
+
+def image(alt: str, relative_path: str) -> str:
+    """A Markdown image with a relative link (forward slashes on every OS)."""
+    return f"![{alt}]({Path(relative_path).as_posix()})"
+
+
+def _nested(document: dict[str, Any], section: str, key: str) -> Any:
+    """``document[section][key]``, or None when either level is absent."""
+    table_ = document.get(section)
+    return table_.get(key) if isinstance(table_, dict) else None
+
+
+def _median(values: list[int]) -> str:
+    """The median, without a ``.0`` when it is a whole number."""
+    middle = float(statistics.median(values))
+    return str(int(middle)) if middle.is_integer() else f"{middle:.1f}"
+
+
+def _bytes(size: int) -> str:
+    """A file size for people: ``512 bytes``, ``3.4 KiB``, ``1.2 MiB``."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024**2:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024**2:.1f} MiB"

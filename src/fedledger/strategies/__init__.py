@@ -1,0 +1,20 @@
+"""Server-side aggregation strategies, one per file, under :class:`Strategy`."""
+
+from fedledger.strategies.base import Strategy, weighted_mean
+from fedledger.strategies.fedadam import FedAdam
+from fedledger.strategies.fedavg import FedAvg
+from fedledger.strategies.fedavgm import FedAvgM
+from fedledger.strategies.fedprox import proximal_gradient, proximal_term
+from fedledger.strategies.registry import STRATEGIES, create_strategy
+
+__all__ = [
+    "STRATEGIES",
+    "FedAdam",
+    "FedAvg",
+    "FedAvgM",
+    "Strategy",
+    "create_strategy",
+    "proximal_gradient",
+    "proximal_term",
+    "weighted_mean",
+]
