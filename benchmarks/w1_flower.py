@@ -98,7 +98,9 @@ def client_train(msg: Message, context: Context) -> Message:
     model: nn.Module = data["model"]
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     rnd = int(config["server-round"])
-    gen = torch.Generator().manual_seed(perm_seed(int(config["seed"]), rnd, cid))
+    gen = torch.Generator().manual_seed(
+        perm_seed(int(config["seed"]), rnd, cid, bool(config["reshuffle"]))
+    )
     train_one_epoch(model, x, y, gen)
     content = RecordDict(
         {
@@ -115,7 +117,12 @@ def client_train(msg: Message, context: Context) -> Message:
 
 
 def build_server_app(
-    npz: Path, rounds: int, seed: int, record: dict[str, Any], reload_data: bool = False
+    npz: Path,
+    rounds: int,
+    seed: int,
+    record: dict[str, Any],
+    reload_data: bool = False,
+    reshuffle: bool = False,
 ) -> ServerApp:
     """A ServerApp running message-API FedAvg over every node, with centralized evaluation."""
     with np.load(npz) as arrays:
@@ -160,7 +167,14 @@ def build_server_app(
             grid=grid,
             initial_arrays=ArrayRecord(server_model.state_dict()),
             num_rounds=rounds,
-            train_config=ConfigRecord({"npz": str(npz), "seed": seed, "reload-data": reload_data}),
+            train_config=ConfigRecord(
+                {
+                    "npz": str(npz),
+                    "seed": seed,
+                    "reshuffle": reshuffle,
+                    "reload-data": reload_data,
+                }
+            ),
             evaluate_fn=evaluate_fn,
         )
 
@@ -173,13 +187,14 @@ def run(
     seed: int = 0,
     cpus_per_client: float = 1.0,
     reload_data: bool = False,
+    reshuffle: bool = False,
 ) -> dict[str, Any]:
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     sampler = TreeRssSampler().start()
     record: dict[str, Any] = {}
-    server_app = build_server_app(npz.resolve(), rounds, seed, record, reload_data)
+    server_app = build_server_app(npz.resolve(), rounds, seed, record, reload_data, reshuffle)
     import w1_flower  # this file as an importable module, so Ray workers unpickle by reference
 
     t0 = time.perf_counter()
@@ -211,6 +226,7 @@ def run(
         "api": "message API: flwr.serverapp.ServerApp @main + flwr.serverapp.strategy.FedAvg"
         ".start(grid, ...), flwr.clientapp.ClientApp @train, flwr.simulation.run_simulation",
         "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+        "permutation": "new every round" if reshuffle else "same every round (reference)",
         "client_data": (
             "reloaded from the npz in every call"
             if reload_data
@@ -235,13 +251,23 @@ def main(argv: list[str] | None = None) -> int:
         help="clients reload the npz in every call instead of caching it per Ray worker "
         "(the common tutorial pattern; much slower)",
     )
+    parser.add_argument(
+        "--reshuffle", action="store_true", help="a new batch permutation every round"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
     if not args.npz.is_file():
         print(f"error: W1 arrays not found: {args.npz}", file=sys.stderr)
         return 2
     logging.getLogger("ray").setLevel(logging.WARNING)
-    result = run(args.npz, args.rounds, args.seed, args.cpus_per_client, args.reload_data)
+    result = run(
+        args.npz,
+        args.rounds,
+        args.seed,
+        args.cpus_per_client,
+        args.reload_data,
+        args.reshuffle,
+    )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

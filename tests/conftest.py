@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def make_dataset(
     x_train, y_train = draw(sum(sizes))
     x_test, y_test = draw(200)
     bounds = np.cumsum([0, *sizes])
-    clients = tuple(np.arange(a, b, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:]))
+    clients = tuple(np.arange(a, b, dtype=np.int64) for a, b in itertools.pairwise(bounds))
     return FederatedDataset(
         name="toy",
         classes=tuple(["benign"] + [f"attack{i}" for i in range(1, n_classes)]),

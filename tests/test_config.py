@@ -18,8 +18,14 @@ def test_defaults_are_the_offline_default_run() -> None:
 def test_overrides_parse_toml_values() -> None:
     cfg = load_config(
         None,
-        ["train.rounds=3", "model.hidden=[16, 8]", "data.name=nsl-kdd", "data.binary=true",
-         "train.lr=1e-2", 'data.dir="/tmp/x y"'],
+        [
+            "train.rounds=3",
+            "model.hidden=[16, 8]",
+            "data.name=nsl-kdd",
+            "data.binary=true",
+            "train.lr=1e-2",
+            'data.dir="/tmp/x y"',
+        ],
     )
     assert cfg.train.rounds == 3
     assert cfg.model.hidden == [16, 8]

@@ -50,7 +50,9 @@ def build_simulation(
         data = build_federated(config.data, config.train.seed)
     if model is None:
         torch.manual_seed(config.train.seed)
-        model = create_model(config.model.name, data.feature_shape, data.n_classes, config.model.hidden)
+        model = create_model(
+            config.model.name, data.feature_shape, data.n_classes, config.model.hidden
+        )
     task = build_task(config, data)
     x = torch.from_numpy(data.x_train[:2])
     y = torch.from_numpy(data.y_train[:2])

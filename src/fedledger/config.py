@@ -49,7 +49,8 @@ class DataConfig(_Section):
     dir: str = Field("", description="folder holding the dataset's standard files")
     path: str = Field("", description="a single file (npz arrays, or a CSV for `csv`)")
     partition: Partition = Field(
-        "auto", description="auto = the dataset's natural device column if it has one, else dirichlet"
+        "auto",
+        description="auto = the dataset's natural device column if it has one, else dirichlet",
     )
     alpha: float = Field(0.5, gt=0, description="Dirichlet concentration (smaller = more skewed)")
     column: str = Field("", description="column that names the device, for partition = column")
@@ -93,7 +94,9 @@ class StrategyConfig(_Section):
 
     name: str = Field("fedavg", description="fedavg, fedavgm or fedadam")
     server_lr: float | None = Field(
-        None, gt=0, description="server learning rate; default 1.0 (fedavg, fedavgm), 0.01 (fedadam)"
+        None,
+        gt=0,
+        description="server learning rate; default 1.0 (fedavg, fedavgm), 0.01 (fedadam)",
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM server momentum")
     beta1: float = Field(0.9, ge=0, lt=1)
@@ -104,10 +107,10 @@ class StrategyConfig(_Section):
 class Config(_Section):
     """The whole run configuration."""
 
-    data: DataConfig = Field(default_factory=DataConfig)  # type: ignore[arg-type]
-    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
-    train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
-    strategy: StrategyConfig = Field(default_factory=StrategyConfig)  # type: ignore[arg-type]
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
 
 
 def _parse_value(text: str) -> Any:

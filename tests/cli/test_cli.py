@@ -35,8 +35,15 @@ def test_run_writes_a_complete_run_folder(tmp_path: Path) -> None:
     code, output = invoke("run", *SMALL, "--out", str(out))
     assert code == 0, output
     assert "synthetic" in output
-    for name in ("config.toml", "metrics.jsonl", "devices.json", "model.safetensors",
-                 "model.sha256", "report.md", "summary.json"):
+    for name in (
+        "config.toml",
+        "metrics.jsonl",
+        "devices.json",
+        "model.safetensors",
+        "model.sha256",
+        "report.md",
+        "summary.json",
+    ):
         assert (out / name).is_file(), name
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in records] == [1, 2]
@@ -48,7 +55,10 @@ def test_run_writes_a_complete_run_folder(tmp_path: Path) -> None:
 
 def test_resume_extends_a_run_to_the_same_model(tmp_path: Path) -> None:
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert invoke("run", "--set", "train.rounds=3", "--set", "data.clients=6", "--out", str(whole))[0] == 0
+    assert (
+        invoke("run", "--set", "train.rounds=3", "--set", "data.clients=6", "--out", str(whole))[0]
+        == 0
+    )
     assert invoke("run", *SMALL, "--out", str(cut))[0] == 0
     code, output = invoke("run", "--resume", str(cut), "--set", "train.rounds=3")
     assert code == 0, output
@@ -65,7 +75,11 @@ def test_resume_extends_a_run_to_the_same_model(tmp_path: Path) -> None:
         (["--set", "train.lrr=0.1"], 2, "train.lrr"),
         (["--set", "data.name=kdd99"], 2, "data.name"),
         (["--set", "model.name=resnet"], 2, "model.name"),
-        (["--set", "data.name=nsl-kdd", "--set", "data.dir=/nonexistent/nsl"], 1, "/nonexistent/nsl"),
+        (
+            ["--set", "data.name=nsl-kdd", "--set", "data.dir=/nonexistent/nsl"],
+            1,
+            "/nonexistent/nsl",
+        ),
         (["--set", "data.name=npz"], 2, "data.path"),
         (["--set", "data.clients=100000", "--set", "data.name=digits"], 1, "data.clients"),
         (["/nonexistent/config.toml"], 2, "not found"),
@@ -86,15 +100,29 @@ def test_corrupt_and_truncated_csv_are_one_line_errors(tmp_path: Path) -> None:
     )
     (tmp_path / "KDDTest+.txt").write_text(good)
     (tmp_path / "KDDTrain+.txt").write_text(good + "0,tcp,http,SF,1,2\n")
-    code, output = invoke("run", "--set", "data.name=nsl-kdd", "--set", f"data.dir={tmp_path}",
-                          "--out", str(tmp_path / "r1"))
+    code, output = invoke(
+        "run",
+        "--set",
+        "data.name=nsl-kdd",
+        "--set",
+        f"data.dir={tmp_path}",
+        "--out",
+        str(tmp_path / "r1"),
+    )
     assert code == 1
     assert "KDDTrain+" in _one_line_error(output)
     (tmp_path / "KDDTrain+.txt").unlink()
     blob = gzip.compress(good.encode() * 20)
     (tmp_path / "KDDTrain+.txt.gz").write_bytes(blob[: len(blob) // 2])
-    code, output = invoke("run", "--set", "data.name=nsl-kdd", "--set", f"data.dir={tmp_path}",
-                          "--out", str(tmp_path / "r2"))
+    code, output = invoke(
+        "run",
+        "--set",
+        "data.name=nsl-kdd",
+        "--set",
+        f"data.dir={tmp_path}",
+        "--out",
+        str(tmp_path / "r2"),
+    )
     assert code == 1
     assert "KDDTrain+" in _one_line_error(output)
 
@@ -103,10 +131,16 @@ def test_wrong_feature_count_in_npz(tmp_path: Path) -> None:
     import numpy as np
 
     p = tmp_path / "w.npz"
-    np.savez(p, x_train=np.zeros((40, 5), np.float32), y_train=np.zeros(40, np.int64),
-             x_test=np.zeros((10, 4), np.float32), y_test=np.zeros(10, np.int64))
-    code, output = invoke("run", "--set", "data.name=npz", "--set", f"data.path={p}",
-                          "--out", str(tmp_path / "r"))
+    np.savez(
+        p,
+        x_train=np.zeros((40, 5), np.float32),
+        y_train=np.zeros(40, np.int64),
+        x_test=np.zeros((10, 4), np.float32),
+        y_test=np.zeros(10, np.int64),
+    )
+    code, output = invoke(
+        "run", "--set", "data.name=npz", "--set", f"data.path={p}", "--out", str(tmp_path / "r")
+    )
     assert code == 1
     assert "feature" in _one_line_error(output)
 
@@ -132,8 +166,9 @@ def test_default_run_as_a_newcomer_runs_it(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("fedledger")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "fedledger"]
     env = {**os.environ, "COLUMNS": "120"}
-    proc = subprocess.run([*cmd, "run"], cwd=tmp_path, capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [*cmd, "run"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1

@@ -42,7 +42,7 @@ def test_holdout_needs_two_rows() -> None:
 
 @pytest.mark.parametrize("partition", ["iid", "dirichlet", "quantity", "shards"])
 def test_partitions_on_synthetic(partition: str) -> None:
-    cfg = DataConfig(name="synthetic", clients=4, partition=partition)  # type: ignore[arg-type]
+    cfg = DataConfig.model_validate({"name": "synthetic", "clients": 4, "partition": partition})
     fed = build_federated(cfg, seed=0)
     assert fed.n_clients == 4
     assert fed.device_names == ("dev-000", "dev-001", "dev-002", "dev-003")
@@ -73,7 +73,7 @@ def test_column_partition_needs_groups() -> None:
 
 
 def test_binary_needs_benign() -> None:
-    with pytest.raises(ConfigError, match="data.binary"):
+    with pytest.raises(ConfigError, match=r"data\.binary"):
         build_federated(DataConfig(name="digits", binary=True), seed=0)
 
 

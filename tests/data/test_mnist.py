@@ -36,7 +36,7 @@ def test_idx_files(tmp_path: Path) -> None:
     assert raw.kind == "image" and raw.image_shape == (1, 28, 28) and raw.benign_class is None
     assert raw.classes == tuple("0123456789")
     assert raw.train.numeric.shape == (12, 784) and raw.test is not None
-    assert 0.0 <= raw.train.numeric.min() and raw.train.numeric.max() <= 1.0
+    assert raw.train.numeric.min() >= 0.0 and raw.train.numeric.max() <= 1.0
 
 
 def test_npz_xy_as_training_split(tmp_path: Path) -> None:

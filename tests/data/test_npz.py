@@ -69,7 +69,7 @@ def test_missing_key_and_file(tmp_path: Path) -> None:
     np.savez(path, x=np.zeros((3, 2)))
     with pytest.raises(DataError, match="x_train"):
         load_npz(DataConfig(name="npz", path=str(path)))
-    with pytest.raises(DatasetNotFoundError, match="missing.npz"):
+    with pytest.raises(DatasetNotFoundError, match=r"missing\.npz"):
         load_npz(DataConfig(name="npz", path=str(tmp_path / "missing.npz")))
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")

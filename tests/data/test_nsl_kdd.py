@@ -53,5 +53,5 @@ def test_missing_dir_and_files(tmp_path: Path) -> None:
         load_nsl_kdd(DataConfig(name="nsl-kdd", dir=str(tmp_path / "absent")))
     with pytest.raises(DatasetNotFoundError, match=r"KDDTrain\+\.txt"):
         load_nsl_kdd(DataConfig(name="nsl-kdd", dir=str(tmp_path)))
-    with pytest.raises(ConfigError, match="data.dir"):
+    with pytest.raises(ConfigError, match=r"data\.dir"):
         load_nsl_kdd(DataConfig(name="nsl-kdd"))

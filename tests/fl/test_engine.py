@@ -39,12 +39,16 @@ def test_resume_gives_the_uninterrupted_result(tmp_path: Path, extra: list[str])
     cfg = load_config(None, [*CFG, *extra])
     folder = RunFolder.create(tmp_path / "cut")
     Runner(build_simulation(cfg, data=make_dataset(n_clients=8)), folder, 2).run()
-    runner = Runner(build_simulation(cfg, data=make_dataset(n_clients=8)), RunFolder(folder.path), 4)
+    runner = Runner(
+        build_simulation(cfg, data=make_dataset(n_clients=8)), RunFolder(folder.path), 4
+    )
     done = runner.resume()
     assert done == 2
     resumed = runner.run(start_after=done)
     assert resumed["model_sha256"] == whole["model_sha256"]
-    rounds = [json.loads(x)["round"] for x in (folder.path / "metrics.jsonl").read_text().splitlines()]
+    rounds = [
+        json.loads(x)["round"] for x in (folder.path / "metrics.jsonl").read_text().splitlines()
+    ]
     assert rounds == [1, 2, 3, 4]
 
 
@@ -52,11 +56,26 @@ def test_training_learns_and_writes_the_run_folder(tmp_path: Path) -> None:
     summary = _run(tmp_path / "r", ["train.rounds=6"])
     assert summary["final"]["accuracy"] > 0.8
     files = {p.name for p in (tmp_path / "r").iterdir()}
-    assert {"metrics.jsonl", "model.safetensors", "model.sha256", "summary.json",
-            "checkpoint.json", "checkpoint.safetensors"} <= files
+    assert {
+        "metrics.jsonl",
+        "model.safetensors",
+        "model.sha256",
+        "summary.json",
+        "checkpoint.json",
+        "checkpoint.safetensors",
+    } <= files
     record = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
-    for key in ("round", "accuracy", "macro_f1", "loss", "seconds", "detection_rate",
-                "false_alarm_rate", "per_class", "confusion"):
+    for key in (
+        "round",
+        "accuracy",
+        "macro_f1",
+        "loss",
+        "seconds",
+        "detection_rate",
+        "false_alarm_rate",
+        "per_class",
+        "confusion",
+    ):
         assert key in record
 
 
@@ -81,7 +100,7 @@ def test_a_users_own_module_trains(tmp_path: Path) -> None:
 
     cfg = load_config(None, CFG)
     sim = build_simulation(cfg, model=Mine(), data=make_dataset(n_clients=8))
-    assert sim.trainer.name == "vmap"
+    assert sim.trainer.name == "sequential"
     assert Runner(sim, RunFolder.create(tmp_path), 4).run()["final"]["accuracy"] > 0.6
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -28,7 +30,12 @@ from tests.conftest import make_dataset
 def _train(trainer_cls, model, task, data, lr=0.1, mu=0.0, epochs=1, batch=8):  # type: ignore[no-untyped-def]
     layout = ParamLayout.of(model)
     g = layout.flatten(dict(model.named_parameters())).detach().clone()
-    plan = make_plan(list(data.clients), batch, epochs, np.random.default_rng(3))
+    plan = make_plan(
+        list(data.clients),
+        batch,
+        epochs,
+        [np.random.default_rng([3, d]) for d in range(data.n_clients)],
+    )
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     return trainer_cls(model, task).train(g, plan, x, y, lr, mu), plan
 
@@ -93,7 +100,8 @@ def test_make_trainer_picks_the_fastest_that_fits() -> None:
     task = ClassificationTask(("a", "b"), 0)
     x, y = torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.int64)
     assert make_trainer("auto", MLP((1, 8, 8), [4], 2), task, x, y).name == "stacked"
-    assert make_trainer("auto", CNN((1, 8, 8), [4], 2), task, x, y).name == "vmap"
+    assert make_trainer("auto", CNN((1, 8, 8), [4], 2), task, x, y).name == "sequential"
+    assert make_trainer("batched", CNN((1, 8, 8), [4], 2), task, x, y).name == "vmap"
     bn = nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     assert not stackable(bn)
     assert make_trainer("auto", bn, task, x, y).name == "sequential"
@@ -113,8 +121,10 @@ def test_plan_visits_every_row_once_per_epoch(
     sizes: list[int], batch: int, epochs: int, seed: int
 ) -> None:
     bounds = np.cumsum([0, *sizes])
-    rows = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-    plan = make_plan(rows, batch, epochs, np.random.default_rng(seed))
+    rows = [np.arange(a, b) for a, b in itertools.pairwise(bounds)]
+    plan = make_plan(
+        rows, batch, epochs, [np.random.default_rng([seed, d]) for d in range(len(rows))]
+    )
     assert list(plan.steps) == sorted(plan.steps, reverse=True)
     assert plan.active == sorted(plan.active, reverse=True)
     for slot, d in enumerate(plan.order):

@@ -84,7 +84,9 @@ def test_server_state_survives_a_checkpoint() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(p=st.integers(1, 30), mu=st.floats(0, 10), seed=st.integers(0, 10_000))
-def test_proximal_gradient_is_the_gradient_of_the_proximal_term(p: int, mu: float, seed: int) -> None:
+def test_proximal_gradient_is_the_gradient_of_the_proximal_term(
+    p: int, mu: float, seed: int
+) -> None:
     w0, w, _ = _problem(1, p, seed)
     w = w[0].clone().requires_grad_()
     (auto,) = torch.autograd.grad(proximal_term(w, w0, mu), w)

@@ -13,9 +13,9 @@ __all__ = ["list_datasets"]
 def list_datasets() -> None:
     """List the datasets fedledger can load and what each needs."""
     table = Table(title="datasets")
-    for column in ("name", "needs", "description"):
-        table.add_column(column)
+    for column in ("name", "set", "description", "files"):
+        table.add_column(column, overflow="fold")
     for name, spec in sorted(DATASETS.items()):
-        needs = {"dir": "data.dir", "path": "data.path", "nothing": "-"}.get(spec.needs, spec.needs)
-        table.add_row(name, needs, spec.description)
+        needs = {"dir": "data.dir", "path": "data.path", "nothing": "-"}[spec.needs]
+        table.add_row(name, needs, spec.description, spec.source)
     console.print(table)

@@ -31,7 +31,6 @@ def _new_run_dir() -> Path:
 
 def _resume_config(folder: RunFolder, overrides: list[str]) -> Config:
     """The folder's config; only ``train.rounds`` may change (to extend a run)."""
-    saved = load_config(folder.config_path())
     for item in overrides:
         key = item.partition("=")[0].strip()
         if key != "train.rounds":

@@ -77,6 +77,8 @@ def load_npz(cfg: DataConfig, seed: int = 0) -> RawDataset:
     x = arrays["x_train"]
     if x.ndim < 2:
         raise DataError(f"{path}: x_train must be [rows, features...], got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise DataError(f"{path}: x_train must be numeric, got dtype {x.dtype}")
     n = x.shape[0]
     y = _labels(arrays["y_train"], path, "y_train", n)
     groups = None

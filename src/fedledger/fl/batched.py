@@ -17,7 +17,14 @@ from fedledger.strategies.fedprox import proximal_gradient
 __all__ = ["BatchedTrainer", "StackedTrainer", "VmapTrainer", "stackable"]
 
 _ELEMENTWISE = (
-    nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SiLU, nn.Identity,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.ELU,
+    nn.SiLU,
+    nn.Identity,
 )
 
 
@@ -89,7 +96,7 @@ class StackedTrainer(BatchedTrainer):
         if not stackable(model):
             raise TypeError(f"{type(model).__name__} is not a stack of linear layers")
         super().__init__(model, task)
-        self._layers = list(model)
+        self._layers = list(model.children())
 
     def _forward(self, params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
         k, b = h.shape[0], h.shape[1]

@@ -23,9 +23,13 @@ from fedledger.strategies.base import Strategy
 __all__ = ["RoundResult", "Simulation", "make_trainer", "round_rng"]
 
 
-def round_rng(seed: int, round_number: int, stream: int) -> np.random.Generator:
-    """The generator for one purpose (``stream``) in one round: a resumed run draws the same."""
-    return np.random.default_rng([seed, round_number, stream])
+def round_rng(seed: int, round_number: int, *stream: int) -> np.random.Generator:
+    """The generator for one purpose in one round: ``default_rng([seed, round, *stream])``.
+
+    Streams: ``0`` samples devices; ``1, d`` shuffles device ``d``'s rows. A resumed run, or an
+    outside reference loop, draws exactly the same numbers.
+    """
+    return np.random.default_rng([seed, round_number, *stream])
 
 
 def _vmap_works(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) -> bool:
@@ -43,22 +47,25 @@ def _vmap_works(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) 
 def make_trainer(
     engine: str, model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor
 ) -> LocalTrainer:
-    """Pick the fastest trainer that can train ``model``: stacked, then vmap, then sequential.
+    """Pick the trainer for ``model``; the choice depends only on the config and the model.
 
-    ``engine = "batched"`` insists on a vectorised trainer and fails if the model has none.
+    ``auto``: the stacked trainer for stacks of linear layers, else sequential. ``batched``:
+    stacked, else ``torch.func.vmap`` (fails if the model cannot be batched). On CPU, vmapped
+    convolutions become grouped convolutions and are slower than the sequential loop (7.0 vs
+    5.0 s per MNIST CNN round here), so ``auto`` does not pick vmap.
     """
     if engine == "sequential":
         return SequentialTrainer(model, task)
     if stackable(model):
         return StackedTrainer(model, task)
+    if engine == "auto":
+        return SequentialTrainer(model, task)
     if _vmap_works(model, task, x, y):
         return VmapTrainer(model, task)
-    if engine == "batched":
-        raise ModelError(
-            f"{type(model).__name__} cannot be trained with torch.func.vmap (batch norm or an "
-            f"unbatchable operation); set train.engine = \"sequential\" or \"auto\""
-        )
-    return SequentialTrainer(model, task)
+    raise ModelError(
+        f"{type(model).__name__} cannot be trained with torch.func.vmap (batch norm or an "
+        f'unbatchable operation); set train.engine = "sequential" or "auto"'
+    )
 
 
 @dataclass
@@ -149,7 +156,8 @@ class Simulation:
         t0 = time.perf_counter()
         devices = self.sample_devices(round_number)
         rows = [self.train_rows[d] for d in devices]
-        plan = make_plan(rows, cfg.batch_size, cfg.local_epochs, round_rng(cfg.seed, round_number, 1))
+        rngs = [round_rng(cfg.seed, round_number, 1, d) for d in devices]
+        plan = make_plan(rows, cfg.batch_size, cfg.local_epochs, rngs)
         mu = cfg.mu if cfg.algorithm == "fedprox" else 0.0
         trained = self.trainer.train(
             self.global_params, plan, self.x_train, self.y_train, cfg.lr, mu

@@ -49,9 +49,8 @@ class ParamLayout:
         """Name → tensor views into ``flat`` (``[P]`` or ``[K, P]``); no copy."""
         lead = flat.shape[:-1]
         out: dict[str, torch.Tensor] = {}
-        for name, chunk, shape in zip(
-            self.names, flat.split(self.sizes, dim=-1), self.shapes, strict=True
-        ):
+        chunks = torch.split(flat, list(self.sizes), dim=-1)
+        for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True):
             out[name] = chunk.view(*lead, *shape)
         return out
 

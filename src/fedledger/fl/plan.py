@@ -46,7 +46,10 @@ class BatchPlan:
 
 
 def make_plan(
-    rows: Sequence[np.ndarray], batch_size: int, epochs: int, rng: np.random.Generator
+    rows: Sequence[np.ndarray],
+    batch_size: int,
+    epochs: int,
+    rngs: Sequence[np.random.Generator],
 ) -> BatchPlan:
     """Shuffle every device's rows once per epoch and cut them into batches of ``batch_size``.
 
@@ -59,9 +62,13 @@ def make_plan(
         Row indices owned by each device (non-empty).
     batch_size, epochs
         Local mini-batch size and number of local epochs.
-    rng
-        Source of the per-device permutations (seeded by the caller per round).
+    rngs
+        One generator per device; epoch ``e`` visits ``rows[d][rngs[d].permutation(n)]``. One
+        stream per device lets anyone replay a device's batches without simulating the others
+        (``benchmarks/w1_plain.py`` does, to compare with a plain PyTorch loop).
     """
+    if len(rngs) != len(rows):
+        raise ValueError(f"{len(rows)} devices but {len(rngs)} generators")
     per_epoch = np.array([-(-len(r) // batch_size) for r in rows], dtype=np.int64)
     steps = per_epoch * epochs
     order = np.argsort(-steps, kind="stable")
@@ -73,7 +80,7 @@ def make_plan(
         n, s = len(r), int(per_epoch[d])
         padded = np.full(s * batch_size, -1, dtype=np.int64)
         for e in range(epochs):
-            padded[:n] = r[rng.permutation(n)]
+            padded[:n] = r[rngs[d].permutation(n)]
             block = padded.reshape(s, batch_size)
             real = block >= 0
             counts = real.sum(axis=1, keepdims=True)

@@ -104,7 +104,10 @@ class RunFolder:
 
     # ---- checkpoint ---------------------------------------------------------------------
     def save_checkpoint(
-        self, round_number: int, global_params: torch.Tensor, strategy_state: dict[str, torch.Tensor]
+        self,
+        round_number: int,
+        global_params: torch.Tensor,
+        strategy_state: dict[str, torch.Tensor],
     ) -> None:
         tensors = {_GLOBAL_KEY: global_params.contiguous()}
         tensors.update({_STRATEGY_PREFIX + k: v.contiguous() for k, v in strategy_state.items()})

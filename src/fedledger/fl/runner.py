@@ -54,7 +54,7 @@ class Runner:
     def devices(self) -> list[dict[str, Any]]:
         data = self.sim.data
         return [
-            {"device": name, "cluster": cluster, "n_samples": int(len(rows)), "role": "honest"}
+            {"device": name, "cluster": cluster, "n_samples": len(rows), "role": "honest"}
             for name, cluster, rows in zip(
                 data.device_names, data.clusters, data.clients, strict=True
             )
@@ -108,8 +108,8 @@ class Runner:
             "classes": list(data.classes),
             "devices": data.n_clients,
             "features": list(data.feature_shape),
-            "train_samples": int(len(data.y_train)),
-            "test_samples": int(len(data.y_test)),
+            "train_samples": len(data.y_train),
+            "test_samples": len(data.y_test),
             "rounds": self.rounds,
             "task": sim.task.name,
             "engine": sim.trainer.name,

@@ -16,7 +16,7 @@ from fedledger.report.metrics import binary_detection_metrics, classification_me
 __all__ = ["ClassificationTask", "ReconstructionTask", "Task"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
-_CHUNK = 8192
+_CHUNK = 1024  # rows per evaluation forward pass: bounds CNN activation memory
 
 
 def _chunks(x: torch.Tensor, forward: Forward) -> torch.Tensor:
@@ -101,7 +101,8 @@ class ReconstructionTask(Task):
         return ((out - x) ** 2).flatten(1).mean(dim=1)
 
     def train_rows(self, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return rows[y[rows] == self.benign_class]
+        kept: np.ndarray = rows[y[rows] == self.benign_class]
+        return kept
 
     def _errors(self, forward: Forward, x: torch.Tensor) -> torch.Tensor:
         return _chunks(x, lambda b: ((forward(b) - b) ** 2).flatten(1).mean(dim=1))
@@ -129,7 +130,5 @@ class ReconstructionTask(Task):
         errors = self._errors(forward, x_test)
         benign = y_test == self.benign_class
         loss = float(errors[benign].mean()) if bool(benign.any()) else float(errors.mean())
-        metrics = binary_detection_metrics(
-            (~benign).numpy(), (errors > threshold).numpy()
-        )
+        metrics = binary_detection_metrics((~benign).numpy(), (errors > threshold).numpy())
         return {"loss": loss, "threshold": threshold, **metrics}

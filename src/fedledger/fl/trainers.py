@@ -85,5 +85,7 @@ class SequentialTrainer(LocalTrainer):
                     for p, g, p0 in zip(params, grads, start, strict=True):
                         step = g + proximal_gradient(p, p0, mu) if mu > 0 else g
                         p.sub_(lr * step)
-            out[i] = layout.flatten({n: p.detach() for n, p in zip(layout.names, params, strict=True)})
+            out[i] = layout.flatten(
+                {n: p.detach() for n, p in zip(layout.names, params, strict=True)}
+            )
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from math import prod
 
@@ -29,10 +30,10 @@ class Autoencoder(nn.Sequential):
     def __init__(self, feature_shape: Sequence[int], hidden: Sequence[int]) -> None:
         widths = [prod(feature_shape), *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.Tanh()]
         rev = widths[::-1]
-        for i, (a, b) in enumerate(zip(rev[:-1], rev[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(rev)):
             layers.append(nn.Linear(a, b))
             if i < len(rev) - 2:
                 layers.append(nn.Tanh())

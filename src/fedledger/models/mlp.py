@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from math import prod
 
@@ -34,7 +35,7 @@ class MLP(nn.Sequential):
     def __init__(self, feature_shape: Sequence[int], hidden: Sequence[int], n_outputs: int) -> None:
         widths = [prod(feature_shape), *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(widths[-1], n_outputs))
         super().__init__(*layers)

@@ -14,7 +14,7 @@ __all__ = ["Strategy", "weighted_mean"]
 
 
 def weighted_mean(updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Weighted average of the rows of ``updates`` ``[K, P]`` with weights ``[K]``, in one BLAS call."""
+    """Weighted average of the rows of ``updates`` ``[K, P]`` by ``weights`` ``[K]`` (one GEMV)."""
     total = weights.sum()
     if not torch.isfinite(total) or float(total) <= 0:
         raise FedledgerError("cannot aggregate: the update weights sum to zero")

@@ -17,8 +17,6 @@ def proximal_term(params: torch.Tensor, global_params: torch.Tensor, mu: float) 
     return 0.5 * mu * (diff * diff).sum()
 
 
-def proximal_gradient(
-    params: torch.Tensor, global_params: torch.Tensor, mu: float
-) -> torch.Tensor:
+def proximal_gradient(params: torch.Tensor, global_params: torch.Tensor, mu: float) -> torch.Tensor:
     """Gradient of :func:`proximal_term` with respect to ``params``: ``μ (w − w_global)``."""
     return mu * (params - global_params)
