@@ -8,9 +8,8 @@ every feature column is numeric. There is no test split in the files.
 from __future__ import annotations
 
 from fedledger.config import DataConfig
-from fedledger.data.labels import class_order, encode
 from fedledger.data.sources import csv_files, require_dir
-from fedledger.data.tabular import concat, read_labelled, to_table
+from fedledger.data.tabular import concat, read_labelled, single_split_dataset
 from fedledger.data.types import RawDataset
 from fedledger.errors import DatasetNotFoundError
 
@@ -32,13 +31,4 @@ def load_cic_iot2023(cfg: DataConfig, seed: int = 0) -> RawDataset:
     if not paths:
         raise DatasetNotFoundError(f"cic-iot2023: no *.csv or *.csv.gz files in {folder}")
     cols = concat([read_labelled(p, label="label") for p in paths])
-    classes, benign = class_order(cols.label_text)
-    return RawDataset(
-        name="cic-iot2023",
-        kind="tabular",
-        classes=classes,
-        train=to_table(cols, encode(cols.label_text, classes)),
-        test=None,
-        numeric_names=cols.numeric_names,
-        benign_class=benign,
-    )
+    return single_split_dataset("cic-iot2023", cols)

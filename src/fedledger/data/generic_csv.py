@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedledger.config import DataConfig
-from fedledger.data.labels import class_order, encode
 from fedledger.data.sources import csv_files, require_dir, require_file
-from fedledger.data.tabular import concat, read_labelled, to_table
+from fedledger.data.tabular import concat, read_labelled, single_split_dataset
 from fedledger.data.types import RawDataset
 from fedledger.errors import ConfigError, DatasetNotFoundError
 
@@ -53,14 +52,4 @@ def load_csv(cfg: DataConfig, seed: int = 0) -> RawDataset:
         for p in _paths(cfg)
     ]
     cols = concat(parts)
-    classes, benign = class_order(cols.label_text)
-    return RawDataset(
-        name="csv",
-        kind="tabular",
-        classes=classes,
-        train=to_table(cols, encode(cols.label_text, classes)),
-        test=None,
-        numeric_names=cols.numeric_names,
-        categorical_names=cols.categorical_names,
-        benign_class=benign,
-    )
+    return single_split_dataset("csv", cols)

@@ -21,9 +21,8 @@ import numpy as np
 
 from fedledger.config import DataConfig
 from fedledger.data.csvio import find_file, read_csv
-from fedledger.data.labels import class_order, encode
 from fedledger.data.sources import csv_files, require_dir, require_file
-from fedledger.data.tabular import Columns, concat, read_labelled, to_table
+from fedledger.data.tabular import Columns, concat, read_labelled, single_split_dataset
 from fedledger.data.types import RawDataset
 from fedledger.errors import DataError, DatasetNotFoundError
 
@@ -118,15 +117,5 @@ def load_n_baiot(cfg: DataConfig, seed: int = 0) -> RawDataset:
             raise DatasetNotFoundError(f"n-baiot: nothing to load in {folder} (expected "
                                        f"{_EXPECTED})")
     cols = concat(parts)
-    classes, benign = class_order(cols.label_text)
     devices = sorted(set(str(g) for g in cols.groups)) if cols.groups is not None else []
-    return RawDataset(
-        name="n-baiot",
-        kind="tabular",
-        classes=classes,
-        train=to_table(cols, encode(cols.label_text, classes)),
-        test=None,
-        numeric_names=cols.numeric_names,
-        benign_class=benign,
-        group_clusters={d: d for d in devices},
-    )
+    return single_split_dataset("n-baiot", cols, {d: d for d in devices})

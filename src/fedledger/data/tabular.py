@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from fedledger.data.csvio import CsvFile, read_csv
-from fedledger.data.types import Table
+from fedledger.data.labels import class_order, encode
+from fedledger.data.types import RawDataset, Table
 from fedledger.errors import DataError
 
 __all__ = ["Columns", "column_index", "concat", "read_labelled", "to_table"]
@@ -176,4 +177,26 @@ def to_table(cols: Columns, labels: np.ndarray) -> Table:
         categorical=cols.categorical,
         labels=labels,
         groups=cols.groups,
+    )
+
+
+def single_split_dataset(
+    name: str, cols: Columns, group_clusters: dict[str, str] | None = None
+) -> RawDataset:
+    """A tabular :class:`RawDataset` from labelled columns that have no test split.
+
+    Classes are ordered benign first (when there is a benign class), then by name;
+    :func:`fedledger.data.build_federated` holds out ``data.test_fraction`` of the rows.
+    """
+    classes, benign = class_order(cols.label_text)
+    return RawDataset(
+        name=name,
+        kind="tabular",
+        classes=classes,
+        train=to_table(cols, encode(cols.label_text, classes)),
+        test=None,
+        numeric_names=cols.numeric_names,
+        categorical_names=cols.categorical_names,
+        benign_class=benign,
+        group_clusters=group_clusters or {},
     )

@@ -16,9 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from fedledger.config import DataConfig
-from fedledger.data.labels import class_order, encode
 from fedledger.data.sources import csv_files, require_dir, stem
-from fedledger.data.tabular import Columns, concat, read_labelled, to_table
+from fedledger.data.tabular import Columns, concat, read_labelled, single_split_dataset
 from fedledger.data.types import RawDataset
 from fedledger.errors import DatasetNotFoundError
 
@@ -51,15 +50,4 @@ def load_ton_iot(cfg: DataConfig, seed: int = 0) -> RawDataset:
                              np.full(n, device), cols.numeric_names, cols.categorical_names))
         devices.append(device)
     cols = concat(parts, union=True)
-    classes, benign = class_order(cols.label_text)
-    return RawDataset(
-        name="ton-iot",
-        kind="tabular",
-        classes=classes,
-        train=to_table(cols, encode(cols.label_text, classes)),
-        test=None,
-        numeric_names=cols.numeric_names,
-        categorical_names=cols.categorical_names,
-        benign_class=benign,
-        group_clusters={d: d for d in devices},
-    )
+    return single_split_dataset("ton-iot", cols, {d: d for d in devices})
