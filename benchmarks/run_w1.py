@@ -91,8 +91,8 @@ class Outcome:
             "error": self.error,
             "returncode": self.returncode,
             "command": self.command,
-            "seconds_per_round_median": self.median(),
-            "seconds_per_round_median_excl_first": self.median_excl_first(),
+            "seconds_per_round_median": _round(self.median()),
+            "seconds_per_round_median_excl_first": _round(self.median_excl_first()),
             "final_accuracy": self.final_accuracy(),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "peak_rss_largest_process_mb": round(self.peak_rss_single_mb, 1),
@@ -102,6 +102,10 @@ class Outcome:
             "rounds": self.rounds,
             "log": self.log,
         }
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 class TreeSampler:
@@ -227,7 +231,9 @@ def read_metrics_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def run_framework(framework: str, npz: Path, rounds: int, run_dir: Path) -> Outcome:
+def run_framework(
+    framework: str, npz: Path, rounds: int, run_dir: Path, shuffle: str = "fedledger"
+) -> Outcome:
     log_path = run_dir / f"{framework}.log"
     env_note = ""
     if framework == "fedledger":
@@ -252,7 +258,7 @@ def run_framework(framework: str, npz: Path, rounds: int, run_dir: Path) -> Outc
         script = HERE / ("w1_plain.py" if framework == "plain" else "w1_flower.py")
         result_file = run_dir / f"{framework}.json"
         cmd = [python, str(script), "--npz", str(npz), "--rounds", str(rounds)]
-        cmd += ["--out", str(result_file)]
+        cmd += ["--shuffle", shuffle, "--out", str(result_file)]
         if framework == "flower-reload":
             cmd.append("--reload-data")
         outcome = run_child(framework, cmd, log_path, REPO)
@@ -309,6 +315,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated, run in this order; any of {', '.join(FRAMEWORKS)} "
         "(flower-reload: Flower clients reload the npz in every call)",
     )
+    parser.add_argument(
+        "--shuffle",
+        choices=("fedledger", "reference"),
+        default="fedledger",
+        help="batch order of the plain and Flower runs: fedledger's (same batches, so the "
+        "accuracies must agree) or the shared/bench reference scheme",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="results folder")
     return parser.parse_args(argv)
 
@@ -350,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.results / "w1-runs" / stamp
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    outcomes = [run_framework(f, npz, args.rounds, run_dir) for f in frameworks]
+    outcomes = [run_framework(f, npz, args.rounds, run_dir, args.shuffle) for f in frameworks]
 
     table = markdown_table(outcomes)
     now = dt.datetime.now().astimezone()

@@ -44,10 +44,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from w1_plain import (
     DEFAULT_NPZ,
+    SHUFFLES,
     TreeRssSampler,
     accuracy,
+    batch_order,
     make_model,
-    perm_seed,
     train_one_epoch,
 )
 
@@ -59,7 +60,7 @@ _CLIENT_CACHE: dict[str, Any] = {}
 
 
 def _client_data(npz: str) -> dict[str, Any]:
-    """The W1 client shards and a reusable model, loaded once per worker process."""
+    """Every W1 client's shard and a reusable model, loaded once per worker process."""
     data = _CLIENT_CACHE.get(npz)
     if data is None:
         torch.set_num_threads(1)
@@ -83,6 +84,21 @@ def _client_data(npz: str) -> dict[str, Any]:
     return data
 
 
+def _load_partition(
+    npz: str, partition_id: int
+) -> tuple[int, torch.Tensor, torch.Tensor, nn.Module]:
+    """The common tutorial pattern: read the file and take this node's partition, every call."""
+    torch.set_num_threads(1)
+    with np.load(npz) as arrays:
+        client = arrays["client"]
+        cid = int(np.unique(client)[partition_id])
+        mask = client == cid
+        x = torch.from_numpy(arrays["x_train"][mask])
+        y = torch.from_numpy(arrays["y_train"][mask]).long()
+        n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
+    return cid, x, y, make_model(x.shape[1], n_classes)
+
+
 client_app = ClientApp()
 
 
@@ -90,18 +106,19 @@ client_app = ClientApp()
 def client_train(msg: Message, context: Context) -> Message:
     """One local epoch on this node's W1 client, exactly as in w1_plain.run."""
     config = msg.content["config"]
+    partition_id = int(context.node_config["partition-id"])
+    model: nn.Module
     if bool(config["reload-data"]):
-        _CLIENT_CACHE.clear()  # the "load my partition in every call" pattern
-    data = _client_data(str(config["npz"]))
-    cid = data["client_ids"][int(context.node_config["partition-id"])]
-    x, y = data["shards"][cid]
-    model: nn.Module = data["model"]
+        cid, x, y, model = _load_partition(str(config["npz"]), partition_id)
+    else:
+        data = _client_data(str(config["npz"]))
+        cid = data["client_ids"][partition_id]
+        x, y = data["shards"][cid]
+        model = data["model"]
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     rnd = int(config["server-round"])
-    gen = torch.Generator().manual_seed(
-        perm_seed(int(config["seed"]), rnd, cid, bool(config["reshuffle"]))
-    )
-    train_one_epoch(model, x, y, gen)
+    perm = batch_order(int(config["seed"]), rnd, cid, x.shape[0], str(config["shuffle"]))
+    train_one_epoch(model, x, y, perm)
     content = RecordDict(
         {
             "arrays": ArrayRecord(model.state_dict()),
@@ -122,7 +139,7 @@ def build_server_app(
     seed: int,
     record: dict[str, Any],
     reload_data: bool = False,
-    reshuffle: bool = False,
+    shuffle: str = "fedledger",
 ) -> ServerApp:
     """A ServerApp running message-API FedAvg over every node, with centralized evaluation."""
     with np.load(npz) as arrays:
@@ -171,7 +188,7 @@ def build_server_app(
                 {
                     "npz": str(npz),
                     "seed": seed,
-                    "reshuffle": reshuffle,
+                    "shuffle": shuffle,
                     "reload-data": reload_data,
                 }
             ),
@@ -187,14 +204,14 @@ def run(
     seed: int = 0,
     cpus_per_client: float = 1.0,
     reload_data: bool = False,
-    reshuffle: bool = False,
+    shuffle: str = "fedledger",
 ) -> dict[str, Any]:
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     sampler = TreeRssSampler().start()
     record: dict[str, Any] = {}
-    server_app = build_server_app(npz.resolve(), rounds, seed, record, reload_data, reshuffle)
+    server_app = build_server_app(npz.resolve(), rounds, seed, record, reload_data, shuffle)
     import w1_flower  # this file as an importable module, so Ray workers unpickle by reference
 
     t0 = time.perf_counter()
@@ -214,9 +231,9 @@ def run(
 
     return {
         "framework": "flower-sim",
-        "seconds_per_round_median": statistics.median(times),
-        "seconds_per_round_median_excl_first": (
-            statistics.median(times[1:]) if len(times) > 1 else times[0]
+        "seconds_per_round_median": round(statistics.median(times), 4),
+        "seconds_per_round_median_excl_first": round(
+            statistics.median(times[1:]) if len(times) > 1 else times[0], 4
         ),
         "final_accuracy": history[-1]["accuracy"],
         "rounds": history,
@@ -226,7 +243,7 @@ def run(
         "api": "message API: flwr.serverapp.ServerApp @main + flwr.serverapp.strategy.FedAvg"
         ".start(grid, ...), flwr.clientapp.ClientApp @train, flwr.simulation.run_simulation",
         "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
-        "permutation": "new every round" if reshuffle else "same every round (reference)",
+        "shuffle": shuffle,
         "client_data": (
             "reloaded from the npz in every call"
             if reload_data
@@ -252,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "(the common tutorial pattern; much slower)",
     )
     parser.add_argument(
-        "--reshuffle", action="store_true", help="a new batch permutation every round"
+        "--shuffle", choices=SHUFFLES, default="fedledger", help="batch order (batch_order)"
     )
     parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
@@ -266,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seed,
         args.cpus_per_client,
         args.reload_data,
-        args.reshuffle,
+        args.shuffle,
     )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,17 @@ init after ``torch.manual_seed(0)``; each round every client trains 1 local epoc
 a per-client random permutation, last batch kept, SGD lr 0.05, no momentum, mean cross-entropy),
 the server averages the states weighted by sample count (FedAvg) and evaluates on the test split.
 
-Client ``c``'s permutation comes from a fresh ``torch.Generator`` seeded with
-:func:`perm_seed` (``c`` for seed 0), so a client walks the same permutation every round; this is
-the scheme of the reference implementation behind the numbers in shared/bench/README.md (it
-reproduces 0.6527 after 2 rounds and 0.6886 after 10 exactly). ``--reshuffle`` also mixes the
-round into the seed. Because the seed depends only on (seed, round, client), the Flower variant
+The batch order is chosen by ``--shuffle`` (see :func:`batch_order`):
+
+- ``fedledger`` (default): exactly the batches fedledger's engine draws, a new permutation of
+  client ``c``'s rows every round from ``numpy.random.default_rng([seed, round, 1, c])``. With it
+  the plain loop, Flower and fedledger compute the same math, so their accuracies agree to float
+  rounding, and the benchmark compares speed alone.
+- ``reference``: a ``torch.Generator`` seeded with the client id, the same permutation every
+  round: the scheme of the reference implementation behind the numbers in shared/bench/README.md
+  (it reproduces 0.6527 after 2 rounds and 0.6886 after 10 exactly).
+
+Either way the order depends only on (seed, round, client), so the Flower variant
 (``w1_flower.py``), whose clients run in any order, draws exactly the same batches.
 
 Usage::
@@ -44,14 +50,22 @@ HIDDEN = (64, 32)
 DEFAULT_NPZ = Path(__file__).resolve().parents[2] / "shared" / "bench" / "w1_nslkdd.npz"
 
 
-def perm_seed(seed: int, rnd: int, cid: int, reshuffle: bool = False) -> int:
-    """Seed of client ``cid``'s batch permutation in round ``rnd`` (1-based).
+SHUFFLES = ("fedledger", "reference")
 
-    By default the round is ignored (the reference W1 scheme: same permutation every round);
-    with ``reshuffle`` every round draws a new one.
+
+def batch_order(seed: int, rnd: int, cid: int, n: int, shuffle: str = "fedledger") -> torch.Tensor:
+    """The permutation of client ``cid``'s ``n`` rows in round ``rnd`` (1-based).
+
+    ``fedledger``: ``default_rng([seed, rnd, 1, cid]).permutation(n)``, as
+    ``fedledger.fl.engine`` draws it. ``reference``: ``torch.randperm`` from a generator seeded
+    with ``seed * 1_000_003 + cid``, the same every round.
     """
-    base = seed * 1_000_003 + cid
-    return base + rnd * 1_000 if reshuffle else base
+    if shuffle == "fedledger":
+        return torch.from_numpy(np.random.default_rng([seed, rnd, 1, cid]).permutation(n))
+    if shuffle == "reference":
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + cid)
+        return torch.randperm(n, generator=gen)
+    raise ValueError(f"unknown shuffle {shuffle!r}; choose from {SHUFFLES}")
 
 
 def make_model(n_features: int, n_classes: int) -> nn.Module:
@@ -66,12 +80,9 @@ def make_model(n_features: int, n_classes: int) -> nn.Module:
     )
 
 
-def train_one_epoch(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
-) -> None:
-    """One local epoch of plain SGD over a random permutation, last (smaller) batch kept."""
+def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, perm: torch.Tensor) -> None:
+    """One local epoch of plain SGD over the permutation ``perm``, last (smaller) batch kept."""
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    perm = torch.randperm(x.shape[0], generator=generator)
     model.train()
     for start in range(0, x.shape[0], BATCH_SIZE):
         idx = perm[start : start + BATCH_SIZE]
@@ -131,7 +142,7 @@ class TreeRssSampler:
         return max(self.peak_bytes, self_peak) / 2**20
 
 
-def run(npz: Path, rounds: int, seed: int = 0, reshuffle: bool = False) -> dict[str, Any]:
+def run(npz: Path, rounds: int, seed: int = 0, shuffle: str = "fedledger") -> dict[str, Any]:
     torch.set_num_threads(1)
     sampler = TreeRssSampler().start()
     with np.load(npz) as data:
@@ -158,8 +169,7 @@ def run(npz: Path, rounds: int, seed: int = 0, reshuffle: bool = False) -> dict[
         acc_state = {k: torch.zeros_like(v) for k, v in global_state.items()}
         for cid, x, y in shards:
             local.load_state_dict(global_state)
-            gen = torch.Generator().manual_seed(perm_seed(seed, rnd, cid, reshuffle))
-            train_one_epoch(local, x, y, gen)
+            train_one_epoch(local, x, y, batch_order(seed, rnd, cid, x.shape[0], shuffle))
             weight = x.shape[0] / total
             with torch.no_grad():
                 for k, v in local.state_dict().items():
@@ -175,15 +185,15 @@ def run(npz: Path, rounds: int, seed: int = 0, reshuffle: bool = False) -> dict[
     times = [r["seconds"] for r in history]
     return {
         "framework": "plain-pytorch",
-        "seconds_per_round_median": statistics.median(times),
-        "seconds_per_round_median_excl_first": (
-            statistics.median(times[1:]) if len(times) > 1 else times[0]
+        "seconds_per_round_median": round(statistics.median(times), 4),
+        "seconds_per_round_median_excl_first": round(
+            statistics.median(times[1:]) if len(times) > 1 else times[0], 4
         ),
         "final_accuracy": history[-1]["accuracy"],
         "rounds": history,
         "peak_rss_mb": round(sampler.stop(), 1),
         "clients": len(shards),
-        "permutation": "new every round" if reshuffle else "same every round (reference)",
+        "shuffle": shuffle,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
@@ -197,14 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0, help="seed of the batch permutations")
     parser.add_argument(
-        "--reshuffle", action="store_true", help="a new batch permutation every round"
+        "--shuffle", choices=SHUFFLES, default="fedledger", help="batch order (see batch_order)"
     )
     parser.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     args = parser.parse_args(argv)
     if not args.npz.is_file():
         print(f"error: W1 arrays not found: {args.npz}", file=sys.stderr)
         return 2
-    result = run(args.npz, args.rounds, args.seed, args.reshuffle)
+    result = run(args.npz, args.rounds, args.seed, args.shuffle)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

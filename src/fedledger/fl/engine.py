@@ -38,7 +38,7 @@ def _vmap_works(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) 
         layout = trainer.layout
         params = layout.unflatten(layout.flatten(dict(model.named_parameters())).detach())
         probe = {n: v.unsqueeze(0) for n, v in params.items()}
-        trainer._grads(probe, x[:2].unsqueeze(0), y[:2].unsqueeze(0), torch.ones(1, 2))
+        trainer.grads(probe, x[:2].unsqueeze(0), y[:2].unsqueeze(0), torch.ones(1, 2))
     except Exception:  # any failure to batch means: train one device at a time
         return False
     return not any(True for _ in model.buffers())
