@@ -73,6 +73,11 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
+    if data.nonfinite:
+        console.print(
+            f"[yellow]warning:[/] {data.nonfinite} NaN/Inf feature values were replaced by 0",
+            highlight=False,
+        )
     runner = Runner(sim, folder, cfg.train.rounds)
     done = 0
     if resume is not None:
