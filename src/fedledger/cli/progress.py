@@ -16,14 +16,17 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
 
 
+_COLUMNS = ("round", "accuracy", "macro-F1", "loss", "detection", "false alarm", "s")
+_LIVE_ROWS = 20
+
+
 class RichRoundListener:
-    """Shows the rounds as they finish (plain lines when the output is not a terminal)."""
+    """Shows the rounds as they finish: a live table of the latest rounds and a progress bar on
+    a terminal, one plain line per round otherwise."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.table = Table(title="rounds", expand=False)
-        for name in ("round", "accuracy", "macro-F1", "loss", "detection", "false alarm", "s"):
-            self.table.add_column(name, justify="right")
+        self.rows: list[tuple[str, ...]] = []
         self.progress = Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -38,8 +41,18 @@ class RichRoundListener:
     def on_start(self, first_round: int, last_round: int) -> None:
         self.progress.update(self.task, total=last_round, completed=first_round - 1)
         if self.console.is_terminal:
-            self.live = Live(Group(self.table, self.progress), console=self.console)
+            self.live = Live(Group(self._table(), self.progress), console=self.console)
             self.live.start()
+
+    def _table(self) -> Table:
+        shown = self.rows[-_LIVE_ROWS:]
+        title = "rounds" if len(shown) == len(self.rows) else f"last {len(shown)} rounds"
+        table = Table(title=title, expand=False)
+        for name in _COLUMNS:
+            table.add_column(name, justify="right")
+        for row in shown:
+            table.add_row(*row)
+        return table
 
     def on_round(self, record: dict[str, Any]) -> None:
         cells = (
@@ -51,9 +64,11 @@ class RichRoundListener:
             _fmt(record.get("false_alarm_rate")),
             _fmt(record.get("seconds"), 2),
         )
-        self.table.add_row(*cells)
+        self.rows.append(cells)
         self.progress.advance(self.task)
-        if self.live is None:
+        if self.live is not None:
+            self.live.update(Group(self._table(), self.progress))
+        else:
             self.console.print(
                 f"round {cells[0]}: accuracy {cells[1]}  macro-F1 {cells[2]}  loss {cells[3]}  "
                 f"detection {cells[4]}  false-alarm {cells[5]}  {cells[6]} s",

@@ -62,7 +62,8 @@ def run(
     else:
         cfg = load_config(config, overrides)
         folder = RunFolder.create(out or _new_run_dir())
-    sim = build_simulation(cfg)
+    with console.status(f"loading {cfg.data.name} and partitioning it across devices…"):
+        sim = build_simulation(cfg)
     data = sim.data
     tag = " [yellow](synthetic data)[/]" if data.synthetic else ""
     console.print(
