@@ -124,3 +124,28 @@ def test_a_tampered_checkpoint_is_refused(tmp_path: Path) -> None:
     blob.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="digest"):
         RunFolder(tmp_path / "r").load_checkpoint()
+
+
+def test_autoencoder_trains_on_benign_rows_and_thresholds_from_device_sums(tmp_path: Path) -> None:
+    data = make_dataset(n_clients=6, n_classes=3, seed=2)
+    cfg = load_config(None, [*CFG, "model.name=autoencoder", "model.hidden=[6, 3]"])
+    sim = build_simulation(cfg, data=data)
+    assert sim.task.name == "reconstruction"
+    for rows in sim.train_rows:
+        assert (data.y_train[rows] == 0).all()
+    summary = Runner(sim, RunFolder.create(tmp_path), 5).run()
+    final = summary["final"]
+    assert final["threshold"] > 0
+    assert final["detection_rate"] > 0.7
+    assert final["false_alarm_rate"] < 0.5
+
+
+def test_autoencoder_needs_a_benign_class() -> None:
+    from dataclasses import replace
+
+    from fedledger.errors import ConfigError
+
+    data = replace(make_dataset(), benign_class=None)
+    cfg = load_config(None, [*CFG, "model.name=autoencoder"])
+    with pytest.raises(ConfigError, match=r"model\.name"):
+        build_simulation(cfg, data=data)

@@ -16,7 +16,7 @@ from fedledger.errors import ModelError
 from fedledger.fl.batched import StackedTrainer, VmapTrainer, stackable
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.plan import make_plan
-from fedledger.fl.tasks import Task
+from fedledger.fl.tasks import EvalData, Task
 from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
 from fedledger.strategies.base import Strategy
 
@@ -116,9 +116,14 @@ class Simulation:
         self.layout = ParamLayout.of(model)
         self.x_train = torch.from_numpy(data.x_train)
         self.y_train = torch.from_numpy(data.y_train)
-        self.x_test = torch.from_numpy(data.x_test)
-        self.y_test = torch.from_numpy(data.y_test)
         self.train_rows = [task.train_rows(rows, data.y_train) for rows in data.clients]
+        self.eval_data = EvalData(
+            x_test=torch.from_numpy(data.x_test),
+            y_test=torch.from_numpy(data.y_test),
+            x_train=self.x_train,
+            y_train=self.y_train,
+            train_rows=self.train_rows,
+        )
         self.global_params = self.layout.flatten(dict(model.named_parameters())).detach().clone()
         self._check_shapes()
 
@@ -146,9 +151,7 @@ class Simulation:
         """Metrics of the current global model on the test split."""
         self.layout.load_into(self.model, self.global_params)
         self.model.eval()
-        return self.task.evaluate(
-            self.model, self.x_test, self.y_test, self.train_rows, self.x_train, self.y_train
-        )
+        return self.task.evaluate(self.model, self.eval_data)
 
     def run_round(self, round_number: int) -> RoundResult:
         """Run round ``round_number`` (1-based) and make its model the global model."""

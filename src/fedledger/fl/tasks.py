@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,23 @@ import torch.nn.functional as F
 from fedledger.errors import ModelError
 from fedledger.report.metrics import binary_detection_metrics, classification_metrics
 
-__all__ = ["ClassificationTask", "ReconstructionTask", "Task"]
+__all__ = ["ClassificationTask", "EvalData", "ReconstructionTask", "Task"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """What evaluating a global model may read: the test split, and the devices' training rows
+    (only for statistics a device would report, such as an anomaly threshold's sums)."""
+
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    train_rows: Sequence[np.ndarray]
+
+
 _CHUNK = 1024  # rows per evaluation forward pass: bounds CNN activation memory
 
 
@@ -38,15 +53,7 @@ class Task(ABC):
         return rows
 
     @abstractmethod
-    def evaluate(
-        self,
-        forward: Forward,
-        x_test: torch.Tensor,
-        y_test: torch.Tensor,
-        train_rows: Sequence[np.ndarray],
-        x_train: torch.Tensor,
-        y_train: torch.Tensor,
-    ) -> dict[str, Any]:
+    def evaluate(self, forward: Forward, data: EvalData) -> dict[str, Any]:
         """Metrics of the global model (``forward`` in eval mode) on the test split."""
 
 
@@ -62,24 +69,16 @@ class ClassificationTask(Task):
     def per_sample_loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, y, reduction="none")
 
-    def evaluate(
-        self,
-        forward: Forward,
-        x_test: torch.Tensor,
-        y_test: torch.Tensor,
-        train_rows: Sequence[np.ndarray],
-        x_train: torch.Tensor,
-        y_train: torch.Tensor,
-    ) -> dict[str, Any]:
-        logits = _chunks(x_test, forward)
+    def evaluate(self, forward: Forward, data: EvalData) -> dict[str, Any]:
+        logits = _chunks(data.x_test, forward)
         if logits.shape[-1] != len(self.classes):
             raise ModelError(
                 f"the model outputs {logits.shape[-1]} classes but the dataset has "
                 f"{len(self.classes)}"
             )
-        loss = float(F.cross_entropy(logits, y_test))
+        loss = float(F.cross_entropy(logits, data.y_test))
         pred = logits.argmax(dim=1).numpy()
-        metrics = classification_metrics(y_test.numpy(), pred, self.classes, self.benign_class)
+        metrics = classification_metrics(data.y_test.numpy(), pred, self.classes, self.benign_class)
         return {"loss": loss, **metrics}
 
 
@@ -107,28 +106,20 @@ class ReconstructionTask(Task):
     def _errors(self, forward: Forward, x: torch.Tensor) -> torch.Tensor:
         return _chunks(x, lambda b: ((forward(b) - b) ** 2).flatten(1).mean(dim=1))
 
-    def evaluate(
-        self,
-        forward: Forward,
-        x_test: torch.Tensor,
-        y_test: torch.Tensor,
-        train_rows: Sequence[np.ndarray],
-        x_train: torch.Tensor,
-        y_train: torch.Tensor,
-    ) -> dict[str, Any]:
+    def evaluate(self, forward: Forward, data: EvalData) -> dict[str, Any]:
         count, total, total_sq = 0, 0.0, 0.0
-        for rows in train_rows:  # each device reports only its sums
+        for rows in data.train_rows:  # each device reports only its sums
             if len(rows) == 0:
                 continue
-            e = self._errors(forward, x_train[torch.from_numpy(rows)]).double()
+            e = self._errors(forward, data.x_train[torch.from_numpy(rows)]).double()
             count += len(rows)
             total += float(e.sum())
             total_sq += float((e * e).sum())
         mean = total / max(count, 1)
         std = max(total_sq / max(count, 1) - mean * mean, 0.0) ** 0.5
         threshold = mean + self.k * std
-        errors = self._errors(forward, x_test)
-        benign = y_test == self.benign_class
+        errors = self._errors(forward, data.x_test)
+        benign = data.y_test == self.benign_class
         loss = float(errors[benign].mean()) if bool(benign.any()) else float(errors.mean())
         metrics = binary_detection_metrics((~benign).numpy(), (errors > threshold).numpy())
         return {"loss": loss, "threshold": threshold, **metrics}
