@@ -79,3 +79,10 @@ def test_dump_round_trips_and_digest_is_stable(tmp_path: Path) -> None:
     assert again == cfg
     assert config_digest(again) == config_digest(cfg)
     assert config_digest(load_config(None, ["train.rounds=3"])) != config_digest(cfg)
+
+
+def test_numbers_are_accepted_for_string_keys_and_a_bom_is_fine(tmp_path: Path) -> None:
+    assert load_config(None, ["data.label=1"]).data.label == "1"
+    p = tmp_path / "bom.toml"
+    p.write_bytes("\ufeff[train]\nrounds = 2\n".encode())
+    assert load_config(p).train.rounds == 2

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from fedledger.config import Config
+from fedledger.config import Config, dump_config
 from fedledger.data import DATASETS, FederatedDataset, build_federated
 from fedledger.errors import ConfigError
 from fedledger.fl.engine import Simulation, make_trainer
+from fedledger.fl.run_folder import RunFolder
+from fedledger.fl.runner import Runner
 from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
 from fedledger.models import MODELS, create_model
 from fedledger.strategies import STRATEGIES, create_strategy
 
-__all__ = ["build_simulation", "build_task"]
+__all__ = ["build_simulation", "build_task", "prepare_run"]
 
 
 def build_task(config: Config, data: FederatedDataset) -> Task:
@@ -59,6 +63,34 @@ def build_simulation(
     trainer = make_trainer(config.train.engine, model, task, x, y)
     strategy = create_strategy(config.strategy)
     return Simulation(data, model, task, trainer, strategy, config.train)
+
+
+def prepare_run(
+    config: Config,
+    out: Path,
+    *,
+    resume: bool = False,
+    model: nn.Module | None = None,
+    data: FederatedDataset | None = None,
+) -> tuple[Runner, int]:
+    """Build the system and its run folder; return the runner and the rounds already done.
+
+    The folder is created only once the data has loaded and the model fits, so a bad input
+    leaves nothing behind. ``config.toml`` and ``devices.json`` are written here, so every run
+    folder (from the CLI or from Python) can be reported on and resumed.
+
+    Examples
+    --------
+    >>> runner, done = prepare_run(load_config("my.toml"), Path("runs/mine"), model=MyNet())
+    >>> summary = runner.run(start_after=done)
+    """
+    sim = build_simulation(config, model=model, data=data)
+    folder = RunFolder(out) if resume else RunFolder.create(out)
+    runner = Runner(sim, folder, config.train.rounds)
+    done = runner.resume() if resume else 0
+    folder.write_config(dump_config(config))
+    folder.write_devices(runner.devices())
+    return runner, done
 
 
 def _check_names(config: Config) -> None:

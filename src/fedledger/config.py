@@ -39,7 +39,10 @@ Partition = Literal["auto", "iid", "dirichlet", "column", "quantity", "shards"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # coerce_numbers_to_str: `--set data.label=1` names a CSV column "1", not an error
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, coerce_numbers_to_str=True
+    )
 
 
 class DataConfig(_Section):
@@ -162,7 +165,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         if not p.is_file():
             raise ConfigError("", f"config file not found: {p}")
         try:
-            tree = tomllib.loads(p.read_text(encoding="utf-8"))
+            tree = tomllib.loads(p.read_text(encoding="utf-8-sig"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError("", f"{p} is not valid TOML: {exc}") from None
     for item in overrides:

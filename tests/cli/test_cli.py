@@ -176,3 +176,44 @@ def test_default_run_as_a_newcomer_runs_it(tmp_path: Path) -> None:
     assert summary["synthetic"] is True
     assert summary["final"]["accuracy"] > 0.85
     assert (runs[0] / "report.md").is_file()
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    assert invoke("run", *SMALL, "--out", str(out))[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    code, output = invoke("run", "--resume", str(out))
+    assert code == 0, output
+    assert "already finished" in output
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before
+    code, output = invoke("run", "--resume", str(out), "--set", "train.rounds=1")
+    assert code == 2
+    assert "train.rounds" in _one_line_error(output)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_out_must_be_a_new_or_empty_folder_and_failures_leave_nothing(tmp_path: Path) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    code, output = invoke("run", *SMALL, "--out", str(a_file))
+    assert code == 1
+    assert "is a file" in _one_line_error(output)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    code, output = invoke("run", *SMALL, "--out", str(busy))
+    assert code == 1
+    assert "not empty" in _one_line_error(output)
+    missing = tmp_path / "never"
+    code, output = invoke(
+        "run", "--set", "data.name=nsl-kdd", "--set", "data.dir=/nonexistent", "--out", str(missing)
+    )
+    assert code == 1
+    assert not missing.exists()
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    code, output = invoke("run", "--resume", str(tmp_path))
+    assert code == 1
+    assert "config.toml" in _one_line_error(output)

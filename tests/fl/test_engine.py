@@ -61,7 +61,6 @@ def test_training_learns_and_writes_the_run_folder(tmp_path: Path) -> None:
         "model.safetensors",
         "model.sha256",
         "summary.json",
-        "checkpoint.json",
         "checkpoint.safetensors",
     } <= files
     record = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
@@ -149,3 +148,65 @@ def test_autoencoder_needs_a_benign_class() -> None:
     cfg = load_config(None, [*CFG, "model.name=autoencoder"])
     with pytest.raises(ConfigError, match=r"model\.name"):
         build_simulation(cfg, data=data)
+
+
+def test_a_crash_between_metrics_and_checkpoint_resumes_to_the_same_model(tmp_path: Path) -> None:
+    """Round 3 was recorded in metrics.jsonl but the process died before its checkpoint."""
+    whole = _run(tmp_path / "whole", [])
+    cfg = load_config(None, CFG)
+    two = RunFolder.create(tmp_path / "two")
+    Runner(build_simulation(cfg, data=make_dataset(n_clients=8)), two, 2).run()
+    three = RunFolder.create(tmp_path / "three")
+    Runner(build_simulation(cfg, data=make_dataset(n_clients=8)), three, 3).run()
+    (two.path / "metrics.jsonl").write_text((three.path / "metrics.jsonl").read_text())
+    runner = Runner(build_simulation(cfg, data=make_dataset(n_clients=8)), two, 4)
+    assert runner.resume() == 2
+    assert runner.run(start_after=2)["model_sha256"] == whole["model_sha256"]
+
+
+def test_resuming_below_the_finished_rounds_is_refused(tmp_path: Path) -> None:
+    from fedledger.errors import ConfigError
+
+    _run(tmp_path / "r", ["train.rounds=3"])
+    runner = Runner(
+        build_simulation(load_config(None, CFG), data=make_dataset(n_clients=8)),
+        RunFolder(tmp_path / "r"),
+        2,
+    )
+    with pytest.raises(ConfigError, match="3 rounds are already finished"):
+        runner.resume()
+
+
+def test_no_device_with_training_rows_is_an_error() -> None:
+    from dataclasses import replace
+
+    import numpy as np
+
+    data = make_dataset()
+    data = replace(data, y_train=np.where(data.y_train == 0, 1, data.y_train))  # no benign rows
+    cfg = load_config(None, [*CFG, "model.name=autoencoder"])
+    with pytest.raises(ModelError, match="benign"):
+        build_simulation(cfg, data=data)
+
+
+def test_the_python_api_writes_a_folder_that_reports_and_resumes(tmp_path: Path) -> None:
+    """The README's Python API example, with a user's own module."""
+    from fedledger.assemble import prepare_run
+    from fedledger.report import write_report
+
+    def my_net() -> nn.Module:
+        torch.manual_seed(3)
+        return nn.Sequential(nn.Linear(10, 12), nn.Tanh(), nn.Linear(12, 3))
+
+    data = make_dataset(n_clients=8)
+    cfg = load_config(None, [*CFG, "train.rounds=2"])
+    runner, done = prepare_run(cfg, tmp_path / "mine", model=my_net(), data=data)
+    assert done == 0
+    runner.run(start_after=done)
+    assert write_report(tmp_path / "mine").is_file()
+    longer = load_config(None, [*CFG, "train.rounds=3"])
+    runner, done = prepare_run(longer, tmp_path / "mine", resume=True, model=my_net(), data=data)
+    assert done == 2
+    resumed = runner.run(start_after=done)
+    straight, _ = prepare_run(longer, tmp_path / "straight", model=my_net(), data=data)
+    assert resumed["model_sha256"] == straight.run()["model_sha256"]

@@ -40,6 +40,39 @@ def _train(trainer_cls, model, task, data, lr=0.1, mu=0.0, epochs=1, batch=8):  
     return trainer_cls(model, task).train(g, plan, x, y, lr, mu), plan
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        nn.Sequential(nn.Flatten(), nn.Linear(10, 8), nn.ReLU(inplace=True), nn.Linear(8, 3)),
+        nn.Sequential(nn.Linear(10, 8), nn.Unflatten(1, (2, 4)), nn.Linear(4, 3)),
+        nn.Sequential(nn.Linear(10, 8), nn.LayerNorm(8), nn.Linear(8, 3)),
+    ],
+)
+def test_models_the_stacked_trainer_cannot_take_go_elsewhere(model: nn.Module) -> None:
+    assert not stackable(model)
+
+
+def test_frozen_layers_are_not_stacked_and_stay_frozen() -> None:
+    data = make_dataset(sizes=[20, 30])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 3))
+    model[0].weight.requires_grad_(False)
+    assert not stackable(model)
+    task = ClassificationTask(data.classes, 0)
+    trainer = make_trainer("auto", model, task, torch.zeros(2, 10), torch.zeros(2).long())
+    before = model[0].weight.detach().clone()
+    out, _ = _train(type(trainer), model, task, data)
+    assert out.shape[1] == ParamLayout.of(model).total  # frozen weight not in the update
+    torch.testing.assert_close(model[0].weight, before)
+
+
+def test_a_batch_larger_than_every_device_pads_only_to_the_longest() -> None:
+    rows = [np.arange(5), np.arange(5, 12)]
+    plan = make_plan(rows, 100_000, 1, [np.random.default_rng(d) for d in range(2)])
+    assert plan.index.shape == (2, 1, 7)
+    torch.testing.assert_close(plan.weight.sum(dim=2), torch.ones(2, 1))
+
+
 @pytest.mark.parametrize("mu", [0.0, 0.5])
 def test_stacked_equals_sequential_for_an_mlp(mu: float) -> None:
     data = make_dataset(sizes=[3, 40, 17, 64, 1, 33])
@@ -51,13 +84,14 @@ def test_stacked_equals_sequential_for_an_mlp(mu: float) -> None:
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
 
 
-def test_vmap_equals_sequential_for_a_cnn() -> None:
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_vmap_equals_sequential_for_a_cnn(mu: float) -> None:
     data = make_dataset(sizes=[9, 20, 4], image=(1, 8, 8))
     torch.manual_seed(0)
     model = CNN((1, 8, 8), [16], 3)
     task = ClassificationTask(data.classes, 0)
-    fast, _ = _train(VmapTrainer, model, task, data)
-    slow, _ = _train(SequentialTrainer, model, task, data)
+    fast, _ = _train(VmapTrainer, model, task, data, mu=mu, epochs=2)
+    slow, _ = _train(SequentialTrainer, model, task, data, mu=mu, epochs=2)
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
 
 

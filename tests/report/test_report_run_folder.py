@@ -135,6 +135,7 @@ def test_corrupt_metrics_line_names_file_and_line(tmp_path: Path, line: str, rea
     run = make_run(tmp_path, rounds=1, finished=False)
     with (run / "metrics.jsonl").open("a", encoding="utf-8") as stream:
         stream.write(line + "\n")
+        stream.write('{"round": 3, "accuracy": 0.5}\n')  # the bad line is not the last one
     with pytest.raises(CheckpointError) as info:
         write_report(run)
     message = str(info.value)
@@ -234,3 +235,18 @@ def test_report_is_rewritten_in_place(tmp_path: Path) -> None:
     first = write_report(run).read_bytes()
     assert write_report(run).read_bytes() == first
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_last_line_cut_short_by_a_crash_is_skipped(tmp_path: Path) -> None:
+    run = make_run(tmp_path, rounds=2, finished=False)
+    with (run / "metrics.jsonl").open("a", encoding="utf-8") as stream:
+        stream.write('{"round": 3, "accur')
+    assert [r["round"] for r in read_metrics(run)] == [1, 2]
+    assert write_report(run).is_file()
+
+
+def test_a_started_run_without_rounds_reports_none_yet(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text("[train]\nrounds = 3\n")
+    assert read_metrics(run) == []

@@ -34,6 +34,9 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         except FedledgerError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
+        except OSError as exc:  # an unwritable --out, a full disk, a file vanishing mid-read
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; the run folder keeps every finished round")
             sys.exit(130)

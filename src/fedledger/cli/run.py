@@ -8,13 +8,12 @@ from typing import Annotated
 
 import typer
 
-from fedledger.assemble import build_simulation
+from fedledger.assemble import prepare_run
 from fedledger.cli.common import console, friendly_errors
 from fedledger.cli.progress import RichRoundListener
-from fedledger.config import Config, dump_config, load_config
+from fedledger.config import Config, load_config
 from fedledger.errors import ConfigError
 from fedledger.fl.run_folder import RunFolder
-from fedledger.fl.runner import Runner
 from fedledger.report import write_report
 
 __all__ = ["run"]
@@ -57,14 +56,14 @@ def run(
     if resume is not None:
         if config is not None or out is not None:
             raise ConfigError("", "--resume takes its config and folder from RUN_DIR")
-        folder = RunFolder(resume)
-        cfg = _resume_config(folder, overrides)
+        cfg = _resume_config(RunFolder(resume), overrides)
+        path = resume
     else:
         cfg = load_config(config, overrides)
-        folder = RunFolder.create(out or _new_run_dir())
+        path = out or _new_run_dir()
     with console.status(f"loading {cfg.data.name} and partitioning it across devices…"):
-        sim = build_simulation(cfg)
-    data = sim.data
+        runner, done = prepare_run(cfg, path, resume=resume is not None)
+    sim, data = runner.sim, runner.sim.data
     tag = " [yellow](synthetic data)[/]" if data.synthetic else ""
     console.print(
         f"[bold]fedledger[/] {data.name}{tag}: {data.n_clients} devices, "
@@ -79,19 +78,21 @@ def run(
             f"[yellow]warning:[/] {data.nonfinite} NaN/Inf feature values were replaced by 0",
             highlight=False,
         )
-    runner = Runner(sim, folder, cfg.train.rounds)
-    done = 0
-    if resume is not None:
-        done = runner.resume()
-        console.print(f"resuming {folder.path} after round {done}", highlight=False, soft_wrap=True)
-    folder.write_config(dump_config(cfg))
-    folder.write_devices(runner.devices())
+    if done:
+        console.print(f"resuming {path} after round {done}", highlight=False, soft_wrap=True)
+    if done == cfg.train.rounds and resume is not None:
+        console.print(
+            f"{path} already finished all {done} rounds; raise train.rounds to extend it",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     listener = RichRoundListener(console)
     try:
         summary = runner.run(listener, start_after=done)
     finally:
         listener.close()
-    report = write_report(folder.path)
+    report = write_report(path)
     final = summary["final"]
     console.print(
         f"final accuracy {final.get('accuracy', float('nan')):.4f}, "
@@ -100,4 +101,4 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
-    console.print(f"run folder: {folder.path}   report: {report}", highlight=False, soft_wrap=True)
+    console.print(f"run folder: {path}   report: {report}", highlight=False, soft_wrap=True)

@@ -29,19 +29,30 @@ _ELEMENTWISE = (
 
 
 def stackable(model: nn.Module) -> bool:
-    """True if ``model`` is an ``nn.Sequential`` of Linear, Flatten/Unflatten and activations."""
+    """True if :class:`StackedTrainer` can train ``model``.
+
+    That is an ``nn.Sequential`` of Linear layers, out-of-place element-wise activations,
+    ``Flatten`` and a final ``Unflatten`` (only activations after it), with every parameter
+    trainable. Anything else is trained by another trainer.
+    """
     if not isinstance(model, nn.Sequential):
         return False
     if not any(isinstance(m, nn.Linear) for m in model):
         return False
+    if any(not p.requires_grad for p in model.parameters()):
+        return False
+    unflattened = False
     for m in model:
-        if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1:
+        if getattr(m, "inplace", False):
+            return False
+        if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1 and not unflattened:
             continue
-        if isinstance(m, nn.Unflatten) and m.dim == 1:
+        if isinstance(m, nn.Unflatten) and m.dim == 1 and not unflattened:
+            unflattened = True
             continue
-        if isinstance(m, (nn.Linear, *_ELEMENTWISE)):
+        if isinstance(m, nn.Linear) and not unflattened:
             continue
-        if isinstance(m, nn.Dropout) and m.p == 0:
+        if isinstance(m, _ELEMENTWISE) or (isinstance(m, nn.Dropout) and m.p == 0):
             continue
         return False
     return True

@@ -117,6 +117,11 @@ class Simulation:
         self.x_train = torch.from_numpy(data.x_train)
         self.y_train = torch.from_numpy(data.y_train)
         self.train_rows = [task.train_rows(rows, data.y_train) for rows in data.clients]
+        if not any(len(rows) for rows in self.train_rows):
+            what = "benign rows (the model trains on benign traffic only)"
+            raise ModelError(
+                f"no device has {what if task.name == 'reconstruction' else 'training rows'}"
+            )
         self.eval_data = EvalData(
             x_test=torch.from_numpy(data.x_test),
             y_test=torch.from_numpy(data.y_test),

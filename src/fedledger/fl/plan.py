@@ -70,18 +70,19 @@ def make_plan(
     if len(rngs) != len(rows):
         raise ValueError(f"{len(rows)} devices but {len(rngs)} generators")
     per_epoch = np.array([-(-len(r) // batch_size) for r in rows], dtype=np.int64)
+    width = min(batch_size, max(len(r) for r in rows))  # a huge batch_size pads no further
     steps = per_epoch * epochs
     order = np.argsort(-steps, kind="stable")
     t_max = int(steps.max())
-    index = np.zeros((len(rows), t_max, batch_size), dtype=np.int64)
-    weight = np.zeros((len(rows), t_max, batch_size), dtype=np.float32)
+    index = np.zeros((len(rows), t_max, width), dtype=np.int64)
+    weight = np.zeros((len(rows), t_max, width), dtype=np.float32)
     for slot, d in enumerate(order):
         r = np.asarray(rows[d], dtype=np.int64)
         n, s = len(r), int(per_epoch[d])
-        padded = np.full(s * batch_size, -1, dtype=np.int64)
+        padded = np.full(s * width, -1, dtype=np.int64)
         for e in range(epochs):
             padded[:n] = r[rngs[d].permutation(n)]
-            block = padded.reshape(s, batch_size)
+            block = padded.reshape(s, width)
             real = block >= 0
             counts = real.sum(axis=1, keepdims=True)
             index[slot, e * s : (e + 1) * s] = np.where(real, block, 0)

@@ -5,14 +5,14 @@ Layout::
     config.toml          resolved config (every key)
     devices.json         per device: name, cluster, n_samples, role
     metrics.jsonl        one JSON object per finished round
-    checkpoint.safetensors + checkpoint.json   global model and server state after the last round
+    checkpoint.safetensors   global model and server state after the last round, with the
+                             round number and a digest of its tensors in its metadata
     model.safetensors + model.sha256           the final global model and its digest
     summary.json         dataset, final metrics, model digest, timings
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -20,23 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
+from fedledger.digest import sha256_arrays, sha256_file
 from fedledger.errors import CheckpointError
 
-__all__ = ["RunFolder", "sha256_file"]
+__all__ = ["RunFolder"]
 
 _STRATEGY_PREFIX = "strategy."
 _GLOBAL_KEY = "global_params"
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_CHECKPOINT = "checkpoint.safetensors"
+_RUN_FILES = ("config.toml", "metrics.jsonl", _CHECKPOINT, "model.safetensors")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -59,11 +54,15 @@ class RunFolder:
 
     @classmethod
     def create(cls, path: Path) -> RunFolder:
-        """A new, empty run folder (refuses to overwrite a folder that already holds a run)."""
-        if (path / "metrics.jsonl").exists() or (path / "checkpoint.json").exists():
+        """A new run folder: refuses a file, a folder holding a run, or any non-empty folder."""
+        if path.exists() and not path.is_dir():
+            raise CheckpointError(f"--out {path} is a file, not a folder")
+        if any((path / name).exists() for name in _RUN_FILES):
             raise CheckpointError(
                 f"{path} already holds a run; use --resume {path} to continue it or another --out"
             )
+        if path.is_dir() and any(path.iterdir()):
+            raise CheckpointError(f"--out {path} is not empty; choose a new folder for the run")
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
 
@@ -92,15 +91,30 @@ class RunFolder:
         p = self.path / "metrics.jsonl"
         if not p.exists():
             return
-        keep = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            if int(record.get("round", 0)) <= last_round:
-                keep.append(line)
+        keep = [
+            line
+            for line in p.read_text(encoding="utf-8").splitlines()
+            if (record := _parse(line)) is not None and int(record.get("round", 0)) <= last_round
+        ]
         _write_atomic(p, "".join(f"{line}\n" for line in keep))
+
+    def last_metrics(self) -> dict[str, Any]:
+        """The last complete ``metrics.jsonl`` record (empty if there is none)."""
+        p = self.path / "metrics.jsonl"
+        if not p.exists():
+            return {}
+        for line in reversed(p.read_text(encoding="utf-8").splitlines()):
+            if (record := _parse(line)) is not None:
+                return record
+        return {}
+
+    def total_seconds(self) -> float:
+        """Sum of the ``seconds`` of every recorded round (across resumed sessions)."""
+        p = self.path / "metrics.jsonl"
+        if not p.exists():
+            return 0.0
+        records = (_parse(line) for line in p.read_text(encoding="utf-8").splitlines())
+        return float(sum(r.get("seconds", 0.0) for r in records if r is not None))
 
     # ---- checkpoint ---------------------------------------------------------------------
     def save_checkpoint(
@@ -109,33 +123,41 @@ class RunFolder:
         global_params: torch.Tensor,
         strategy_state: dict[str, torch.Tensor],
     ) -> None:
-        tensors = {_GLOBAL_KEY: global_params.contiguous()}
+        """Write the checkpoint as one file, atomically: it is either the old one or the new one.
+
+        Its metadata holds the round and a sha256 over the tensors, checked on load.
+        """
+        tensors = {_GLOBAL_KEY: global_params.detach().contiguous()}
         tensors.update({_STRATEGY_PREFIX + k: v.contiguous() for k, v in strategy_state.items()})
-        tmp = self.path / "checkpoint.safetensors.tmp"
-        save_file(tensors, str(tmp))
-        os.replace(tmp, self.path / "checkpoint.safetensors")
-        meta = {"round": round_number, "sha256": sha256_file(self.path / "checkpoint.safetensors")}
-        _write_atomic(self.path / "checkpoint.json", json.dumps(meta))
+        digest = sha256_arrays({k: v.numpy() for k, v in tensors.items()})
+        meta = json.dumps({"round": round_number, "tensors_sha256": digest}, sort_keys=True)
+        tmp = self.path / (_CHECKPOINT + ".tmp")
+        save_file(tensors, str(tmp), metadata={"fedledger": meta})
+        os.replace(tmp, self.path / _CHECKPOINT)
 
     def load_checkpoint(self) -> tuple[int, torch.Tensor, dict[str, torch.Tensor]]:
         """``(last finished round, global params, strategy state)``; round 0 if none was saved."""
-        meta_path = self.path / "checkpoint.json"
-        if not meta_path.exists():
+        blob = self.path / _CHECKPOINT
+        if not blob.exists():
             return 0, torch.empty(0), {}
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            blob = self.path / "checkpoint.safetensors"
-            if sha256_file(blob) != meta["sha256"]:
-                raise CheckpointError(f"{blob} does not match the digest in checkpoint.json")
-            tensors = load_file(str(blob))
-        except (OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"cannot read the checkpoint in {self.path}: {exc}") from None
+            with safe_open(str(blob), framework="pt") as fh:
+                meta = json.loads((fh.metadata() or {})["fedledger"])
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+            done = int(meta["round"])
+            expected = str(meta["tensors_sha256"])
+        except (OSError, SafetensorError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"cannot read {blob}: {exc}") from None
+        if _GLOBAL_KEY not in tensors:
+            raise CheckpointError(f"{blob} holds no global model")
+        if sha256_arrays({k: v.numpy() for k, v in tensors.items()}) != expected:
+            raise CheckpointError(f"{blob} does not match the digest recorded in it")
         state = {
             k.removeprefix(_STRATEGY_PREFIX): v
             for k, v in tensors.items()
             if k.startswith(_STRATEGY_PREFIX)
         }
-        return int(meta["round"]), tensors[_GLOBAL_KEY], state
+        return done, tensors[_GLOBAL_KEY], state
 
     # ---- final model and summary --------------------------------------------------------
     def write_model(self, state_dict: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -153,3 +175,12 @@ class RunFolder:
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         _write_atomic(self.path / "summary.json", json.dumps(summary, indent=1))
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    """A metrics line as a dict, or None for a line cut short by a crash."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None

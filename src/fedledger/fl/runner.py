@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import platform
-import time
 from typing import Any, Protocol
 
 import torch
 
-from fedledger.errors import CheckpointError, FedledgerError
+from fedledger.errors import CheckpointError, ConfigError, FedledgerError
 from fedledger.fl.engine import RoundResult, Simulation
 from fedledger.fl.run_folder import RunFolder
 
@@ -61,8 +60,21 @@ class Runner:
         ]
 
     def resume(self) -> int:
-        """Load the folder's checkpoint into the simulation; return the last finished round."""
+        """Load the folder's checkpoint into the simulation; return the last finished round.
+
+        Raises
+        ------
+        ConfigError
+            ``train.rounds`` is below the number of rounds already finished.
+        CheckpointError
+            The checkpoint is unreadable, tampered with, or does not fit the model.
+        """
         done, params, state = self.folder.load_checkpoint()
+        if done > self.rounds:
+            raise ConfigError(
+                "train.rounds",
+                f"is {self.rounds} but {done} rounds are already finished in {self.folder.path}",
+            )
         if done == 0:
             return 0
         if params.shape != self.sim.global_params.shape:
@@ -77,25 +89,30 @@ class Runner:
 
     def run(self, listener: RoundListener | None = None, start_after: int = 0) -> dict[str, Any]:
         """Run rounds ``start_after + 1 .. rounds``; return the summary written to the folder."""
-        started = time.perf_counter()
         if listener is not None:
             listener.on_start(start_after + 1, self.rounds)
-        last: dict[str, Any] = {}
+        last = self.folder.last_metrics() if start_after else {}
         for r in range(start_after + 1, self.rounds + 1):
             result = self.sim.run_round(r)
             if not bool(torch.isfinite(result.global_params).all()):
+                knobs = (
+                    "train.lr or train.mu"
+                    if self.sim.train_cfg.algorithm == "fedprox"
+                    else "train.lr"
+                )
                 raise FedledgerError(
                     f"round {r}: the global model has NaN/Inf parameters (training diverged); "
-                    f"lower train.lr"
+                    f"lower {knobs}"
                 )
             last = round_record(result)
             self.folder.append_metrics(last)
             self.folder.save_checkpoint(r, result.global_params, self.sim.strategy.state_dict())
             if listener is not None:
                 listener.on_round(last)
-        return self.finish(last, time.perf_counter() - started)
+        return self.finish(last)
 
-    def finish(self, last: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def finish(self, last: dict[str, Any]) -> dict[str, Any]:
+        """Write the final model and ``summary.json``; return the summary."""
         sim = self.sim
         sim.layout.load_into(sim.model, sim.global_params)
         digest = self.folder.write_model(
@@ -116,7 +133,7 @@ class Runner:
             "parameters": sim.layout.total,
             "final": {k: v for k, v in last.items() if k not in ("per_class", "confusion")},
             "model_sha256": digest,
-            "seconds_this_session": round(seconds, 3),
+            "seconds_total": round(self.folder.total_seconds(), 3),
             "torch": torch.__version__,
             "python": platform.python_version(),
         }

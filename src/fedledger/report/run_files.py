@@ -10,12 +10,12 @@ with a one-line message naming it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from fedledger.digest import sha256_file
 from fedledger.errors import CheckpointError
 
 __all__ = [
@@ -47,18 +47,25 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     Raises
     ------
     CheckpointError
-        If the folder or ``metrics.jsonl`` is missing, or a line is not a JSON object; the
-        message names the file and the 1-based line number.
+        If the folder is missing, ``metrics.jsonl`` is missing from a folder without
+        ``config.toml``, or a line other than the last is not a JSON object (a last line cut
+        short by a crash is skipped); the message names the file and the 1-based line number.
     """
-    path = _run_folder(run_dir) / "metrics.jsonl"
+    folder = _run_folder(run_dir)
+    path = folder / "metrics.jsonl"
+    if not path.exists() and (folder / "config.toml").exists():
+        return []  # the run started but no round has finished yet
     text = _read_text(path, required=True)
+    lines = text.splitlines()
     records: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
+            if number == len(lines):
+                break  # the last line was cut short when the run stopped
             raise CheckpointError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
         if not isinstance(record, dict):
             raise CheckpointError(f"{path}:{number}: expected a JSON object per line")
@@ -182,16 +189,12 @@ def model_digest(run_dir: Path) -> str | None:
         The lower-case hex digest, computed by streaming the file.
     """
     path = _run_folder(run_dir) / MODEL_FILE
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
+        return sha256_file(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.__class__.__name__})") from exc
-    return digest.hexdigest()
 
 
 def _run_folder(run_dir: Path) -> Path:
