@@ -94,8 +94,9 @@ def test_empty_partition_more_clients_than_rows() -> None:
 
 def test_csv_column_as_device_and_unseen_test_category(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    text = feature_csv(rng, 80, 3, {"site": ["s1", "s2", "s3"], "proto": ["tcp", "udp"],
-                                    "y": ["benign", "attack"]})
+    text = feature_csv(
+        rng, 80, 3, {"site": ["s1", "s2", "s3"], "proto": ["tcp", "udp"], "y": ["benign", "attack"]}
+    )
     path = write_text(tmp_path / "d.csv", text)
     cfg = DataConfig(name="csv", path=str(path), label="y", categorical=["proto"], column="site")
     fed = build_federated(cfg, seed=0)
@@ -114,3 +115,70 @@ def test_data_column_from_categorical(tmp_path: Path) -> None:
     cfg = DataConfig(name="nsl-kdd", dir=str(tmp_path), column="protocol_type")
     fed = build_federated(cfg, seed=0)
     assert fed.device_names == ("icmp", "tcp", "udp")
+
+
+def _npz(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def test_csv_with_only_a_label_column_is_refused(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "y.csv", "y\n" + "\n".join("ab"[i % 2] for i in range(40)))
+    cfg = DataConfig(name="csv", path=str(path), label="y", clients=2)
+    with pytest.raises(DataError, match=r"^dataset csv has no feature columns [^\n]*$"):
+        build_federated(cfg, seed=0)
+
+
+def test_empty_npz_test_split_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = _npz(
+        tmp_path / "e.npz",
+        x_train=rng.random((40, 3)),
+        y_train=rng.integers(0, 2, 40),
+        x_test=np.zeros((0, 3)),
+        y_test=np.zeros(0, np.int64),
+    )
+    with pytest.raises(DataError, match=r"^dataset npz has an empty test split [^\n]*$"):
+        build_federated(DataConfig(name="npz", path=str(path), clients=2), seed=0)
+
+
+@pytest.mark.parametrize("split", ["y_train", "y_test"])
+def test_negative_labels_are_refused(tmp_path: Path, split: str) -> None:
+    rng = np.random.default_rng(0)
+    labels = {"y_train": rng.integers(0, 10, 40), "y_test": rng.integers(0, 10, 10)}
+    labels[split][3] = -1
+    path = _npz(
+        tmp_path / "m.npz",
+        x_train=rng.random((40, 28, 28)),
+        x_test=rng.random((10, 28, 28)),
+        **labels,
+    )
+    with pytest.raises(DataError, match=r"^dataset mnist: negative label -1"):
+        build_federated(DataConfig(name="mnist", path=str(path), clients=2), seed=0)
+
+
+@pytest.mark.parametrize(("split", "bad"), [("x_train", 3), ("x_test", 2)])
+def test_non_finite_arrays_are_refused(tmp_path: Path, split: str, bad: int) -> None:
+    rng = np.random.default_rng(0)
+    x = {"x_train": rng.random((40, 3)), "x_test": rng.random((10, 3))}
+    x[split].flat[[0, 4, 8][:bad]] = [np.nan, np.inf, -np.inf][:bad]
+    path = _npz(
+        tmp_path / "n.npz", y_train=rng.integers(0, 2, 40), y_test=rng.integers(0, 2, 10), **x
+    )
+    with pytest.raises(DataError, match=rf"^dataset npz: {split} has {bad} NaN/Inf values; clean"):
+        build_federated(DataConfig(name="npz", path=str(path), clients=2), seed=0)
+
+
+def test_non_finite_images_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 28, 28))
+    x[5, 3, 3] = np.nan
+    path = _npz(
+        tmp_path / "m.npz",
+        x_train=x,
+        y_train=rng.integers(0, 10, 40),
+        x_test=rng.random((10, 28, 28)),
+        y_test=rng.integers(0, 10, 10),
+    )
+    with pytest.raises(DataError, match=r"x_train has 1 NaN/Inf values"):
+        build_federated(DataConfig(name="mnist", path=str(path), clients=2), seed=0)

@@ -21,8 +21,10 @@ def _shard(path: Path, users: dict[str, int], pixels: int = 784) -> None:
         "users": list(users),
         "num_samples": list(users.values()),
         "user_data": {
-            u: {"x": rng.random((n, pixels)).round(3).tolist(),
-                "y": rng.integers(0, 62, n).tolist()}
+            u: {
+                "x": rng.random((n, pixels)).round(3).tolist(),
+                "y": rng.integers(0, 62, n).tolist(),
+            }
             for u, n in users.items()
         },
     }
@@ -59,3 +61,10 @@ def test_corrupt_and_missing(tmp_path: Path) -> None:
     write_text(tmp_path / "train" / "s.json", "{not json")
     with pytest.raises(DataError, match="not LEAF json"):
         load_femnist(DataConfig(name="femnist", dir=str(tmp_path)))
+
+
+def test_test_shards_without_users_are_refused(tmp_path: Path) -> None:
+    _shard(tmp_path / "train" / "a.json", {"f0001": 6, "f0002": 4})
+    _shard(tmp_path / "test" / "a.json", {})
+    with pytest.raises(DataError, match=r"^dataset femnist has an empty test split [^\n]*$"):
+        build_federated(DataConfig(name="femnist", dir=str(tmp_path), clients=2), seed=0)

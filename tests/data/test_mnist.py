@@ -42,8 +42,11 @@ def test_idx_files(tmp_path: Path) -> None:
 def test_npz_xy_as_training_split(tmp_path: Path) -> None:
     _write(tmp_path, train=False)
     rng = np.random.default_rng(1)
-    np.savez(tmp_path / "first.npz", x=rng.integers(0, 256, (7, 28, 28)).astype(np.uint8),
-             y=rng.integers(0, 10, 7).astype(np.uint8))
+    np.savez(
+        tmp_path / "first.npz",
+        x=rng.integers(0, 256, (7, 28, 28)).astype(np.uint8),
+        y=rng.integers(0, 10, 7).astype(np.uint8),
+    )
     raw = load_mnist(DataConfig(name="mnist", dir=str(tmp_path)))
     assert len(raw.train) == 7 and raw.test is not None and len(raw.test) == 12
 
@@ -51,8 +54,13 @@ def test_npz_xy_as_training_split(tmp_path: Path) -> None:
 def test_keras_npz_by_path(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (5, 28, 28)), y_train=np.arange(5),
-             x_test=rng.integers(0, 256, (3, 28, 28)), y_test=np.arange(3))
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (5, 28, 28)),
+        y_train=np.arange(5),
+        x_test=rng.integers(0, 256, (3, 28, 28)),
+        y_test=np.arange(3),
+    )
     raw = load_mnist(DataConfig(name="mnist", path=str(path)))
     assert len(raw.train) == 5 and raw.test is not None and len(raw.test) == 3
 
@@ -78,3 +86,27 @@ def test_missing(tmp_path: Path) -> None:
         load_mnist(DataConfig(name="mnist", dir=str(tmp_path)))
     with pytest.raises(DatasetNotFoundError):
         load_mnist(DataConfig(name="mnist", dir=str(tmp_path / "nope")))
+
+
+def test_npz_files_are_read_by_the_shared_reader(tmp_path: Path) -> None:
+    from fedledger.data import mnist, npz_arrays
+
+    assert mnist.read_npz is npz_arrays.read_npz and not hasattr(mnist, "_npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match=r"not a readable \.npz file"):
+        load_mnist(DataConfig(name="mnist", path=str(junk)))
+
+
+def test_empty_npz_test_images_are_not_a_raw_error(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    path = tmp_path / "mnist.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (5, 28, 28)),
+        y_train=np.arange(5),
+        x_test=np.zeros((0, 28, 28)),
+        y_test=np.zeros(0, np.int64),
+    )
+    raw = load_mnist(DataConfig(name="mnist", path=str(path)))
+    assert raw.test is not None and raw.test.numeric.shape == (0, 784)

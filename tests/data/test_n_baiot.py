@@ -28,13 +28,19 @@ def _uci(folder: Path) -> Path:
 
 def _labelled(path: Path) -> Path:
     rng = np.random.default_rng(0)
-    text = feature_csv(rng, 40, F, {
-        "device": ["Danmini_Doorbell"] * 3 + ["Ecobee_Thermostat"],
-        "botnet": ["none", "gafgyt", "none", "mirai"],
-        "attack": ["benign", "scan", "benign", "udp"],
-        "label": ["0", "1", "0", "1"],
-        "source": ["x"], "row_in_source": ["1"],
-    })
+    text = feature_csv(
+        rng,
+        40,
+        F,
+        {
+            "device": ["Danmini_Doorbell"] * 3 + ["Ecobee_Thermostat"],
+            "botnet": ["none", "gafgyt", "none", "mirai"],
+            "attack": ["benign", "scan", "benign", "udp"],
+            "label": ["0", "1", "0", "1"],
+            "source": ["x"],
+            "row_in_source": ["1"],
+        },
+    )
     return write_text(path, text)
 
 

@@ -75,3 +75,32 @@ def test_missing_key_and_file(tmp_path: Path) -> None:
     junk.write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a readable"):
         load_npz(DataConfig(name="npz", path=str(junk)))
+
+
+def test_empty_x_test_loads_without_a_raw_error(tmp_path: Path) -> None:
+    path = _w1_like(tmp_path / "w.npz", x_test=np.zeros((0, 7)), y_test=np.zeros(0, np.int64))
+    raw = load_npz(DataConfig(name="npz", path=str(path)))
+    assert raw.test is not None and raw.test.numeric.shape == (0, 7)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (np.array(3), "got 3"),
+        (np.array(-1), "got -1"),
+        (np.array([0, 1]), r"got shape \(2,\)"),
+        (np.array("benign"), "got 'benign'"),
+        (np.array(1.5), "got '1.5'"),
+    ],
+)
+def test_benign_class_must_be_a_class_index(tmp_path: Path, value: np.ndarray, shown: str) -> None:
+    path = _w1_like(tmp_path / "w.npz", benign_class=value)
+    expected = rf"benign_class must be an integer class index in 0\.\.2, {shown}"
+    with pytest.raises(DataError, match=expected):
+        load_npz(DataConfig(name="npz", path=str(path)))
+
+
+def test_benign_class_accepts_integral_scalars(tmp_path: Path) -> None:
+    for value in (np.array(2), np.array(1.0), np.int16(0)):
+        path = _w1_like(tmp_path / "w.npz", benign_class=np.asarray(value))
+        assert load_npz(DataConfig(name="npz", path=str(path))).benign_class == int(value)

@@ -129,3 +129,28 @@ def test_empty_client_rejected() -> None:
         check_partition([np.arange(3), np.zeros(0, np.int64)], 3)
     with pytest.raises(DataError, match="exactly once"):
         check_partition([np.arange(3), np.array([2])], 3)
+
+
+def test_dirichlet_tiny_alpha_needs_only_one_row_per_client() -> None:
+    labels = np.arange(2000) % 6  # 20 clients, alpha 0.05: a 10-row floor is out of reach
+    with pytest.raises(DataError, match=">= 10 rows"):
+        partition_dirichlet(labels, 20, 0.05, seed=1, min_size=10)
+    parts = partition_dirichlet(labels, 20, 0.05, seed=1)
+    assert len(parts) == 20 and min(p.size for p in parts) >= 1
+    assert _same(parts, partition_dirichlet(labels, 20, 0.05, seed=1))
+
+
+def test_dirichlet_default_floor_falls_back_to_one_row() -> None:
+    labels = np.arange(2000) % 2  # alpha 0.1, two classes: no draw gives every client 10 rows
+    with pytest.raises(DataError, match=">= 10 rows"):
+        partition_dirichlet(labels, 20, 0.1, seed=0, min_size=10)
+    parts = partition_dirichlet(labels, 20, 0.1, seed=0)
+    assert len(parts) == 20 and min(p.size for p in parts) >= 1
+    check_partition(parts, 2000)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dirichlet_default_alpha_keeps_the_ten_row_floor(seed: int) -> None:
+    labels = np.arange(5000) % 7
+    default = partition_dirichlet(labels, 20, 0.5, seed)
+    assert _same(default, partition_dirichlet(labels, 20, 0.5, seed, min_size=10))

@@ -5,10 +5,19 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from fedledger.config import DataConfig
 from fedledger.data import build_federated
-from fedledger.data.synthetic import CLASSES, DEVICE_TYPES, generate
+from fedledger.data.synthetic import (
+    CLASSES,
+    DEVICE_TYPES,
+    MAX_DEVICES,
+    MAX_TRAIN_ROWS,
+    MIN_DEVICE_ROWS,
+    generate,
+)
+from fedledger.errors import ConfigError
 
 
 def test_shape_and_labels() -> None:
@@ -60,3 +69,27 @@ def test_build_default_is_column_partition() -> None:
     assert fed.device_names == tuple(f"device-{i:03d}" for i in range(6))
     assert set(fed.clusters) <= set(DEVICE_TYPES)
     assert fed.x_train.dtype == np.float32 and fed.y_train.dtype == np.int64
+
+
+def test_default_twenty_devices_unchanged() -> None:
+    # the default run's numbers in the docs come from exactly this data
+    raw = generate(20, seed=0)
+    assert raw.test is not None and (len(raw.train), len(raw.test)) == (26495, 6614)
+    assert np.bincount(raw.train.labels).tolist() == [17890, 1792, 1942, 1505, 2306, 1060]
+    assert float(raw.train.numeric.sum()) == pytest.approx(49197987.46937174, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [81, 1000, MAX_DEVICES])
+def test_many_devices_stay_within_the_row_bound(n: int) -> None:
+    start = time.perf_counter()
+    raw = generate(n, seed=0)
+    assert time.perf_counter() - start < 10.0
+    assert raw.train.groups is not None and len(raw.train) <= MAX_TRAIN_ROWS
+    names, first, sizes = np.unique(raw.train.groups, return_index=True, return_counts=True)
+    assert len(names) == n and sizes.min() >= MIN_DEVICE_ROWS
+    assert np.all(np.diff(first) > 0)  # zero-padded names sort in generation order
+
+
+def test_too_many_synthetic_devices_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=rf"^data\.clients: .*at most {MAX_DEVICES} devices"):
+        build_federated(DataConfig(clients=MAX_DEVICES + 1), seed=0)

@@ -24,11 +24,13 @@ def test_csv_label_required(tmp_path: Path) -> None:
 
 
 def test_csv_categorical_drop_and_no_benign(tmp_path: Path, rng: np.random.Generator) -> None:
-    text = feature_csv(rng, 20, 2, {"id": ["1", "2"], "kind": ["a", "b", "c"],
-                                    "target": ["cat", "dog"]})
+    text = feature_csv(
+        rng, 20, 2, {"id": ["1", "2"], "kind": ["a", "b", "c"], "target": ["cat", "dog"]}
+    )
     path = write_text(tmp_path / "a.csv.gz", text)
-    raw = load_csv(DataConfig(name="csv", path=str(path), label="target", categorical=["kind"],
-                              drop=["id"]))
+    raw = load_csv(
+        DataConfig(name="csv", path=str(path), label="target", categorical=["kind"], drop=["id"])
+    )
     assert raw.numeric_names == ("f0", "f1") and raw.categorical_names == ("kind",)
     assert raw.classes == ("cat", "dog") and raw.benign_class is None
 
@@ -54,8 +56,10 @@ def _unsw(folder: Path, rng: np.random.Generator, n: int) -> str:
     lines = [header]
     for i in range(n):
         cat = cats[i % 4]
-        lines.append(f"{i},{rng.random():.3f},{rng.choice(['tcp', 'udp'])},-,FIN,"
-                     f"{rng.integers(1, 9)},{rng.integers(10, 999)},{cat},{int(cat != 'Normal')}")
+        lines.append(
+            f"{i},{rng.random():.3f},{rng.choice(['tcp', 'udp'])},-,FIN,"
+            f"{rng.integers(1, 9)},{rng.integers(10, 999)},{cat},{int(cat != 'Normal')}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -80,15 +84,19 @@ def test_unsw_missing_test_file(tmp_path: Path, rng: np.random.Generator) -> Non
 
 
 def test_ton_iot_union(tmp_path: Path) -> None:
-    write_text(tmp_path / "Train_Test_IoT_Fridge.csv",
-               "date,time,fridge_temperature,temp_condition,label,type\n"
-               "1-Apr-19,10:00:01,9.0,high,0,normal\n"
-               "1-Apr-19,10:00:02,2.5,low,1,ddos\n")
-    write_text(tmp_path / "Train_Test_IoT_Garage_Door.csv.gz",
-               "date,time,door_state,sphone_signal,label,type\n"
-               "1-Apr-19,10:00:03,open,true,0,normal\n"
-               "1-Apr-19,10:00:04,closed,false,1,backdoor\n"
-               "1-Apr-19,10:00:05,closed,1,1,ddos\n")
+    write_text(
+        tmp_path / "Train_Test_IoT_Fridge.csv",
+        "date,time,fridge_temperature,temp_condition,label,type\n"
+        "1-Apr-19,10:00:01,9.0,high,0,normal\n"
+        "1-Apr-19,10:00:02,2.5,low,1,ddos\n",
+    )
+    write_text(
+        tmp_path / "Train_Test_IoT_Garage_Door.csv.gz",
+        "date,time,door_state,sphone_signal,label,type\n"
+        "1-Apr-19,10:00:03,open,true,0,normal\n"
+        "1-Apr-19,10:00:04,closed,false,1,backdoor\n"
+        "1-Apr-19,10:00:05,closed,1,1,ddos\n",
+    )
     raw = load_ton_iot(DataConfig(name="ton-iot", dir=str(tmp_path)))
     assert raw.classes == ("normal", "backdoor", "ddos") and raw.benign_class == 0
     assert raw.numeric_names == ("fridge_temperature",)
@@ -115,10 +123,42 @@ def test_cic_iot2023(tmp_path: Path, rng: np.random.Generator) -> None:
 
 
 def test_cic_non_finite_values_are_counted(tmp_path: Path) -> None:
-    write_text(tmp_path / "p.csv", "a,b,label\n1,inf,BenignTraffic\nnan,2,DDoS\n3,4,DDoS\n"
-               "5,6,BenignTraffic\n7,,DDoS\n8,9,BenignTraffic\n")
+    write_text(
+        tmp_path / "p.csv",
+        "a,b,label\n1,inf,BenignTraffic\nnan,2,DDoS\n3,4,DDoS\n"
+        "5,6,BenignTraffic\n7,,DDoS\n8,9,BenignTraffic\n",
+    )
     fed = build_federated(
-        DataConfig(name="cic-iot2023", dir=str(tmp_path), clients=2, partition="iid",
-                   test_fraction=0.3), seed=0,
+        DataConfig(
+            name="cic-iot2023", dir=str(tmp_path), clients=2, partition="iid", test_fraction=0.3
+        ),
+        seed=0,
     )
     assert fed.nonfinite == 3 and np.all(np.isfinite(fed.x_train))
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "role"),
+    [
+        ({"categorical": ["target"]}, "data.categorical", "label"),
+        ({"drop": ["TARGET"]}, "data.drop", "label"),
+        ({"column": "site", "categorical": ["site"]}, "data.categorical", "device"),
+        ({"column": "site", "drop": ["site"]}, "data.drop", "device"),
+        ({"column": "target"}, "data.column", "label"),
+    ],
+)
+def test_csv_label_or_device_column_cannot_be_a_feature(
+    tmp_path: Path, rng: np.random.Generator, extra: dict[str, object], key: str, role: str
+) -> None:
+    text = feature_csv(rng, 20, 2, {"site": ["s1", "s2"], "target": ["cat", "dog"]})
+    path = write_text(tmp_path / "a.csv", text)
+    cfg = DataConfig.model_validate({"name": "csv", "path": str(path), "label": "target", **extra})
+    with pytest.raises(ConfigError, match=rf"^{key}: '\w+' is the {role} column") as info:
+        load_csv(cfg)
+    assert info.value.key == key
+
+
+def test_single_split_dataset_is_public() -> None:
+    from fedledger.data import tabular
+
+    assert "single_split_dataset" in tabular.__all__

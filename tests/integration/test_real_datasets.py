@@ -61,7 +61,16 @@ def test_mnist_dir() -> None:
     raw = load_dataset(DataConfig(name="mnist", dir=str(_need(DATASETS / "mnist"))))
     assert len(raw.train) == 10_000 and raw.test is not None and len(raw.test) == 10_000
     assert np.bincount(raw.test.labels).tolist() == [
-        980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009,
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
     ]
     assert raw.image_shape == (1, 28, 28) and float(raw.train.numeric.max()) <= 1.0
 

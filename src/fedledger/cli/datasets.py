@@ -16,6 +16,11 @@ def list_datasets() -> None:
     for column in ("name", "set", "description", "files"):
         table.add_column(column, overflow="fold")
     for name, spec in sorted(DATASETS.items()):
-        needs = {"dir": "data.dir", "path": "data.path", "nothing": "-"}[spec.needs]
+        needs = {
+            "dir": "data.dir",
+            "path": "data.path",
+            "dir-or-path": "data.dir or data.path",
+            "nothing": "-",
+        }[spec.needs]
         table.add_row(name, needs, spec.description, spec.source)
     console.print(table)

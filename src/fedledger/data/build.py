@@ -104,6 +104,13 @@ def partition_rows(
     return partition_shards(train.labels, cfg.clients, cfg.shards_per_client, seed), None
 
 
+def _refuse_nonfinite(name: str, split: str, values: np.ndarray) -> None:
+    """Image and array features are used as given, so NaN/Inf is an error, not replaced."""
+    bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise DataError(f"dataset {name}: {split} has {bad} NaN/Inf values; clean the arrays")
+
+
 def _features(
     raw: RawDataset, train: Table, test: Table, parts: list[np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
@@ -116,6 +123,8 @@ def _features(
             raise DataError(
                 f"dataset {raw.name}: rows of {train.numeric.shape[1]} values do not fit {shape}"
             ) from None
+        for split, values in (("x_train", x), ("x_test", xt)):
+            _refuse_nonfinite(raw.name, split, values)
         return x, xt, raw.numeric_names if raw.kind == "arrays" else (), 0
     n_num, n_cat = train.numeric.shape[1], train.categorical.shape[1]
     per_client = [
@@ -138,6 +147,14 @@ def _check_test(raw: RawDataset, train: Table, test: Table) -> None:
             f"{test.categorical.shape[1]} categorical features, training rows "
             f"{train.numeric.shape[1]} and {train.categorical.shape[1]}"
         )
+    if len(test) == 0:
+        raise DataError(
+            f"dataset {raw.name} has an empty test split (0 rows); supply test rows, or none "
+            "at all so data.test_fraction is held out"
+        )
+    low = min(int(train.labels.min(initial=0)), int(test.labels.min(initial=0)))
+    if low < 0:
+        raise DataError(f"dataset {raw.name}: negative label {low}; labels must be class indices")
     top = max(int(train.labels.max(initial=0)), int(test.labels.max(initial=0)))
     if top >= len(raw.classes):
         raise DataError(f"dataset {raw.name}: label {top} but only {len(raw.classes)} classes")
@@ -158,7 +175,10 @@ def build_federated(cfg: DataConfig, seed: int = 0) -> FederatedDataset:
     RegistryError
         Unknown dataset name.
     DatasetNotFoundError, DataError, ConfigError
-        Missing files, unreadable data, or a partition that cannot be made.
+        Missing files, unreadable data, or a partition that cannot be made. DataError also
+        covers data that cannot be trained on: no feature columns, an empty test split, labels
+        outside ``0..n_classes - 1``, and NaN/Inf in image or ``arrays`` features (those are
+        used as given, so they are refused rather than replaced).
     """
     raw = _with_column(load_dataset(cfg, seed), cfg.column if cfg.name != "csv" else "")
     train, test = raw.train, raw.test
@@ -167,14 +187,20 @@ def build_federated(cfg: DataConfig, seed: int = 0) -> FederatedDataset:
     _check_test(raw, train, test)
     if len(train) == 0:
         raise DataError(f"dataset {raw.name} has no training rows")
+    if train.numeric.shape[1] + train.categorical.shape[1] == 0:
+        raise DataError(
+            f"dataset {raw.name} has no feature columns (only the label); check data.label, "
+            "data.drop and data.column"
+        )
     parts, names = partition_rows(train, cfg, seed, raw.name)
     x, xt, feature_names, nonfinite = _features(raw, train, test, parts)
     if names is None:
         names = [f"dev-{i:03d}" for i in range(len(parts))]
         clusters = ["default"] * len(parts)
     else:
-        clusters = [raw.group_clusters.get(n, n) if raw.group_clusters else "default"
-                    for n in names]
+        clusters = [
+            raw.group_clusters.get(n, n) if raw.group_clusters else "default" for n in names
+        ]
     return FederatedDataset(
         name=raw.name,
         classes=raw.classes,

@@ -1,8 +1,9 @@
 """CIC-IoT2023 loader: every ``*.csv`` / ``*.csv.gz`` in ``data.dir`` (46 features + ``label``).
 
 Neto et al., "CICIoT2023: A Real-Time Dataset and Benchmark for Large-Scale Attacks in IoT
-Environment", Sensors 23(13), 2023. Labels are the 34 class names (``BenignTraffic`` first);
-every feature column is numeric. There is no test split in the files.
+Environment", Sensors 23(13), 2023. The classes are the names found in the label column of the
+files present (34 in the full release; ``BenignTraffic`` first); every feature column is numeric.
+There is no test split in the files.
 """
 
 from __future__ import annotations

@@ -131,7 +131,11 @@ class CsvFile:
         if not self.quoted:
             try:
                 out = np.loadtxt(
-                    self.lines, delimiter=",", comments=None, usecols=cols, ndmin=2,
+                    self.lines,
+                    delimiter=",",
+                    comments=None,
+                    usecols=cols,
+                    ndmin=2,
                     dtype=np.float64,
                 )
                 return np.asarray(out, dtype=np.float64)

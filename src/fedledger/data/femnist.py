@@ -63,8 +63,9 @@ def _read_split(paths: list[Path]) -> Table:
             except (KeyError, TypeError, ValueError) as exc:
                 raise DataError(f"{path}: user {user}: bad x/y arrays ({exc})") from None
             if x.ndim != 2 or x.shape[1] != 784:
-                raise DataError(f"{path}: user {user}: images have shape {x.shape[1:]}, "
-                                "expected 784 pixels")
+                raise DataError(
+                    f"{path}: user {user}: images have shape {x.shape[1:]}, expected 784 pixels"
+                )
             if x.shape[0] != y.shape[0]:
                 raise DataError(f"{path}: user {user}: {x.shape[0]} images, {y.shape[0]} labels")
             if y.size and (y.min() < 0 or y.max() >= len(CLASSES)):
@@ -94,8 +95,9 @@ def load_femnist(cfg: DataConfig, seed: int = 0) -> RawDataset:
     folder = require_dir(cfg.dir, "femnist", _EXPECTED)
     train_files = _shards(folder / "train")
     if not train_files:
-        raise DatasetNotFoundError(f"femnist: no {folder / 'train'}/*.json[.gz] (expected "
-                                   f"{_EXPECTED})")
+        raise DatasetNotFoundError(
+            f"femnist: no {folder / 'train'}/*.json[.gz] (expected {_EXPECTED})"
+        )
     test_files = _shards(folder / "test")
     return RawDataset(
         name="femnist",

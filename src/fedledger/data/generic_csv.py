@@ -3,8 +3,11 @@
 Reads ``data.path``, or every ``*.csv`` / ``*.csv.gz`` directly in ``data.dir`` (same header
 required). Columns listed in ``data.categorical`` are one-hot encoded; every other column must
 be numeric. ``data.column`` names an optional natural device column: it becomes the device key
-of each row (for ``partition = column``), not a feature. A label called normal, benign or
-BenignTraffic (any case) is the benign class and comes first; otherwise there is none.
+of each row (for ``partition = column``), not a feature. Neither the label nor the device column
+may also appear in ``data.categorical`` or ``data.drop`` (a
+:class:`~fedledger.errors.ConfigError` says so): a categorical label would leak into the
+features. A label called normal, benign or BenignTraffic (any case) is the benign class and
+comes first; otherwise there is none.
 """
 
 from __future__ import annotations
@@ -32,13 +35,32 @@ def _paths(cfg: DataConfig) -> list[Path]:
     return paths
 
 
+def _check_roles(cfg: DataConfig) -> None:
+    """Reject a label or device column that is also listed as categorical or dropped.
+
+    Names are compared case-insensitively, as columns are looked up that way.
+    """
+    roles = {"data.label": cfg.label, "data.column": cfg.column}
+    for key, listed in (("data.categorical", cfg.categorical), ("data.drop", cfg.drop)):
+        lowered = {name.lower() for name in listed}
+        for role, name in roles.items():
+            if name and name.lower() in lowered:
+                what = "label" if role == "data.label" else "device"
+                raise ConfigError(
+                    key, f"{name!r} is the {what} column ({role}); remove it from {key}"
+                )
+    if cfg.column.lower() == cfg.label.lower():
+        raise ConfigError("data.column", f"{cfg.column!r} is the label column (data.label)")
+
+
 def load_csv(cfg: DataConfig, seed: int = 0) -> RawDataset:
     """Load a generic labelled CSV (see the module docstring).
 
     Raises
     ------
     ConfigError
-        ``data.label`` is empty.
+        ``data.label`` is empty, or the label or device column (``data.column``) is also listed
+        in ``data.categorical`` or ``data.drop``.
     DatasetNotFoundError
         The file or folder is missing.
     DataError
@@ -46,9 +68,11 @@ def load_csv(cfg: DataConfig, seed: int = 0) -> RawDataset:
     """
     if not cfg.label:
         raise ConfigError("data.label", "dataset csv needs data.label, the label column's name")
+    _check_roles(cfg)
     parts = [
-        read_labelled(p, label=cfg.label, categorical=cfg.categorical, drop=cfg.drop,
-                      group=cfg.column)
+        read_labelled(
+            p, label=cfg.label, categorical=cfg.categorical, drop=cfg.drop, group=cfg.column
+        )
         for p in _paths(cfg)
     ]
     cols = concat(parts)

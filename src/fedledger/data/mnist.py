@@ -12,13 +12,13 @@ Pixels are scaled to [0, 1]; images are ``(1, 28, 28)``; there is no benign clas
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from fedledger.config import DataConfig
 from fedledger.data.csvio import find_file, read_bytes
+from fedledger.data.npz_arrays import read_npz
 from fedledger.data.sources import require_dir, require_file
 from fedledger.data.types import RawDataset, Table
 from fedledger.errors import DataError, DatasetNotFoundError
@@ -58,7 +58,7 @@ def read_idx(path: Path) -> np.ndarray:
 def _table(x: np.ndarray, y: np.ndarray, where: str) -> Table:
     if x.shape[0] != y.shape[0]:
         raise DataError(f"{where}: {x.shape[0]} images but {y.shape[0]} labels")
-    if x.reshape(x.shape[0], -1).shape[1] != 784:
+    if x.ndim < 2 or int(np.prod(x.shape[1:])) != 784:
         raise DataError(f"{where}: images have shape {x.shape[1:]}, expected 28x28")
     pixels = x.reshape(x.shape[0], 784).astype(np.float32)
     if x.dtype == np.uint8 or (pixels.size and pixels.max() > 1.0):
@@ -70,27 +70,21 @@ def _table(x: np.ndarray, y: np.ndarray, where: str) -> Table:
     )
 
 
-def _npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: np.asarray(data[k]) for k in data.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
-
-
 def _splits(folder: Path | None, npzs: list[Path]) -> tuple[Table | None, Table | None]:
     train = test = None
     if folder is not None:
-        images, labels = (find_file(folder, f"train-{k}") for k in ("images-idx3-ubyte",
-                                                                     "labels-idx1-ubyte"))
+        images, labels = (
+            find_file(folder, f"train-{k}") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        )
         if images and labels:
             train = _table(read_idx(images), read_idx(labels), str(images))
-        images, labels = (find_file(folder, f"t10k-{k}") for k in ("images-idx3-ubyte",
-                                                                    "labels-idx1-ubyte"))
+        images, labels = (
+            find_file(folder, f"t10k-{k}") for k in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        )
         if images and labels:
             test = _table(read_idx(images), read_idx(labels), str(images))
     for path in npzs:
-        arrays = _npz(path)
+        arrays = read_npz(path)
         if train is None and "x_train" in arrays and "y_train" in arrays:
             train = _table(arrays["x_train"], arrays["y_train"], str(path))
         if test is None and "x_test" in arrays and "y_test" in arrays:

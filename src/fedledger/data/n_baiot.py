@@ -93,8 +93,14 @@ def _labelled(path: Path) -> Columns:
         text = np.where(benign, "benign", np.char.add(np.char.add(botnet, "_"), text))
     elif label == "label":
         text = np.where(np.isin(np.char.lower(text), ["0", "benign", "normal"]), "benign", "attack")
-    return Columns(cols.numeric, cols.categorical, text.astype(str), cols.groups,
-                   cols.numeric_names, cols.categorical_names)
+    return Columns(
+        cols.numeric,
+        cols.categorical,
+        text.astype(str),
+        cols.groups,
+        cols.numeric_names,
+        cols.categorical_names,
+    )
 
 
 def load_n_baiot(cfg: DataConfig, seed: int = 0) -> RawDataset:
@@ -114,8 +120,9 @@ def load_n_baiot(cfg: DataConfig, seed: int = 0) -> RawDataset:
         labelled = [p for p in csv_files(folder) if _is_labelled(p)]
         parts = [_labelled(p) for p in labelled] if labelled else _per_device(folder)
         if not parts:
-            raise DatasetNotFoundError(f"n-baiot: nothing to load in {folder} (expected "
-                                       f"{_EXPECTED})")
+            raise DatasetNotFoundError(
+                f"n-baiot: nothing to load in {folder} (expected {_EXPECTED})"
+            )
     cols = concat(parts)
     devices = sorted(set(str(g) for g in cols.groups)) if cols.groups is not None else []
     return single_split_dataset("n-baiot", cols, {d: d for d in devices})

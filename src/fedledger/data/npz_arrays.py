@@ -2,8 +2,10 @@
 
 Keys: ``x_train`` ``[N, ...]``, ``y_train`` int ``[N]``, optional ``client`` int ``[N]`` (the
 device of each row, becomes the natural device column), optional ``x_test``/``y_test``, optional
-``feature_names``, ``classes`` (str) and ``benign_class`` (int). Nothing is rescaled. Arrays are
-loaded with ``allow_pickle=False``, so a file that needs unpickling is rejected.
+``feature_names``, ``classes`` (str) and ``benign_class`` (an integer scalar, a class index).
+Nothing is rescaled or cleaned: :func:`fedledger.data.build_federated` refuses NaN/Inf features
+instead of replacing them. Arrays are loaded with ``allow_pickle=False``, so a file that needs
+unpickling is rejected.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fedledger.data.sources import require_file
 from fedledger.data.types import RawDataset, Table
 from fedledger.errors import DataError
 
-__all__ = ["load_npz"]
+__all__ = ["load_npz", "read_npz"]
 
 _EXPECTED = "an .npz file with x_train, y_train [, client, x_test, y_test]"
 
@@ -38,7 +40,14 @@ def _labels(y: np.ndarray, path: Path, key: str, n: int) -> np.ndarray:
     return out
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path``, loaded with ``allow_pickle=False``.
+
+    Raises
+    ------
+    DataError
+        The file is not a readable npz archive, or an array needs unpickling.
+    """
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: np.asarray(data[k]) for k in data.files}
@@ -46,7 +55,25 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from None
 
 
-def _classes(arrays: dict[str, np.ndarray], n_classes: int) -> tuple[tuple[str, ...], int | None]:
+def _benign(value: np.ndarray, path: Path, n_classes: int) -> int:
+    """``benign_class`` as an int, checked to be an integer scalar in ``0..n_classes - 1``."""
+    expected = f"an integer class index in 0..{n_classes - 1}"
+    if value.ndim != 0:
+        raise DataError(f"{path}: benign_class must be {expected}, got shape {value.shape}")
+    integral = np.issubdtype(value.dtype, np.integer) or (
+        np.issubdtype(value.dtype, np.floating) and float(value).is_integer()
+    )
+    if not integral:
+        raise DataError(f"{path}: benign_class must be {expected}, got {str(value.item())[:40]!r}")
+    benign = int(value)
+    if not 0 <= benign < n_classes:
+        raise DataError(f"{path}: benign_class must be {expected}, got {benign}")
+    return benign
+
+
+def _classes(
+    arrays: dict[str, np.ndarray], n_classes: int, path: Path
+) -> tuple[tuple[str, ...], int | None]:
     if "classes" in arrays:
         names = tuple(str(c) for c in arrays["classes"].reshape(-1))
         benign = next((i for i, c in enumerate(names) if c.lower() in BENIGN_NAMES), None)
@@ -54,8 +81,13 @@ def _classes(arrays: dict[str, np.ndarray], n_classes: int) -> tuple[tuple[str, 
         names = tuple(str(i) for i in range(n_classes))
         benign = None
     if "benign_class" in arrays:
-        benign = int(arrays["benign_class"])
+        benign = _benign(arrays["benign_class"], path, len(names))
     return names, benign
+
+
+def _width(x: np.ndarray) -> int:
+    """Values per row; explicit so an array with zero rows still reshapes."""
+    return int(np.prod(x.shape[1:]))
 
 
 def load_npz(cfg: DataConfig, seed: int = 0) -> RawDataset:
@@ -67,10 +99,11 @@ def load_npz(cfg: DataConfig, seed: int = 0) -> RawDataset:
         ``cfg.path`` does not exist.
     DataError
         A required key is missing, shapes disagree (e.g. ``x_test`` has a different number of
-        features than ``x_train``), or labels are not class indices.
+        features than ``x_train``), labels are not class indices, or ``benign_class`` is not an
+        integer scalar naming one of the classes.
     """
     path = require_file(cfg.path, "npz", _EXPECTED)
-    arrays = _read(path)
+    arrays = read_npz(path)
     for key in ("x_train", "y_train"):
         if key not in arrays:
             raise DataError(f"{path}: missing array {key!r} (has {', '.join(sorted(arrays))})")
@@ -95,12 +128,12 @@ def load_npz(cfg: DataConfig, seed: int = 0) -> RawDataset:
             )
         yt = _labels(arrays["y_test"], path, "y_test", xt.shape[0])
         test = Table(
-            numeric=xt.reshape(xt.shape[0], -1),
+            numeric=xt.reshape(xt.shape[0], _width(xt)),
             categorical=np.zeros((xt.shape[0], 0), dtype=str),
             labels=yt,
         )
     top = max(int(y.max(initial=0)), int(test.labels.max(initial=0)) if test else 0)
-    classes, benign = _classes(arrays, top + 1)
+    classes, benign = _classes(arrays, top + 1, path)
     if len(classes) <= top:
         raise DataError(f"{path}: label {top} but only {len(classes)} class names")
     names = arrays.get("feature_names")
@@ -109,7 +142,7 @@ def load_npz(cfg: DataConfig, seed: int = 0) -> RawDataset:
         kind="arrays",
         classes=classes,
         train=Table(
-            numeric=x.reshape(n, -1),
+            numeric=x.reshape(n, _width(x)),
             categorical=np.zeros((n, 0), dtype=str),
             labels=y,
             groups=groups,

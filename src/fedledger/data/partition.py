@@ -6,7 +6,8 @@ exactly once, and none is empty (a :class:`~fedledger.errors.DataError` says so 
 - ``iid``: a uniform random split into near-equal parts.
 - ``dirichlet``: label skew, per class proportions drawn from Dirichlet(alpha) (Hsu, Qi and Brown,
   "Measuring the Effects of Non-Identical Data Distribution for Federated Visual
-  Classification", 2019), redrawn until every client has ``min_size`` rows.
+  Classification", 2019), redrawn until every client has ``min_size`` rows (by default a few
+  rows, relaxed to one when that is out of reach, e.g. at very small alpha).
 - ``column``: one client per distinct natural device key, in sorted key order.
 - ``quantity``: quantity skew, client sizes from Dirichlet(alpha), labels iid (Li et al.,
   "Federated Learning on Non-IID Data Silos: An Experimental Study", ICDE 2022).
@@ -23,6 +24,7 @@ from fedledger.errors import DataError
 
 __all__ = [
     "MAX_TRIES",
+    "SMALL_ALPHA",
     "check_partition",
     "partition_column",
     "partition_dirichlet",
@@ -33,6 +35,8 @@ __all__ = [
 
 MAX_TRIES = 1000
 """Dirichlet redraws before giving up."""
+SMALL_ALPHA = 0.1
+"""Below this Dirichlet alpha the default minimum client size is 1 row."""
 
 
 def _need_rows(n_rows: int, n_clients: int, what: str) -> None:
@@ -72,8 +76,9 @@ def partition_iid(n_rows: int, n_clients: int, seed: int) -> list[np.ndarray]:
     """Uniform random split into ``n_clients`` parts whose sizes differ by at most one."""
     _need_rows(n_rows, n_clients, "iid")
     order = np.random.default_rng(seed).permutation(n_rows)
-    return check_partition([np.sort(p).astype(np.int64) for p in np.array_split(order, n_clients)],
-                           n_rows)
+    return check_partition(
+        [np.sort(p).astype(np.int64) for p in np.array_split(order, n_clients)], n_rows
+    )
 
 
 def partition_dirichlet(
@@ -86,19 +91,30 @@ def partition_dirichlet(
     labels
         int class index per row.
     min_size
-        Smallest acceptable client; default ``min(10, n_rows // (4 * n_clients))``, at least 1.
+        Smallest acceptable client, enforced strictly (every draw must give each client that
+        many rows). By default the split aims for ``min(10, n_rows // (4 * n_clients))`` rows
+        per client (1 when ``alpha < 0.1``, where most clients get few classes) and, when no
+        draw in :data:`MAX_TRIES` reaches that, settles for the first draw in which every
+        client has at least one row.
 
     Raises
     ------
     DataError
-        Fewer rows than clients, or no draw in :data:`MAX_TRIES` gives every client ``min_size``.
+        Fewer rows than clients, or no draw in :data:`MAX_TRIES` gives every client ``min_size``
+        rows (by default: at least one row).
     """
     n_rows = int(labels.shape[0])
     _need_rows(n_rows, n_clients, "dirichlet")
-    floor = max(1, min(10, n_rows // (4 * n_clients))) if min_size is None else max(1, min_size)
+    if min_size is not None:
+        floor = max(1, min_size)
+    elif alpha < SMALL_ALPHA:
+        floor = 1
+    else:
+        floor = max(1, min(10, n_rows // (4 * n_clients)))
     rng = np.random.default_rng(seed)
     classes = [np.flatnonzero(labels == k) for k in np.unique(labels)]
     client = np.empty(n_rows, dtype=np.int64)
+    fallback: np.ndarray | None = None
     for _ in range(MAX_TRIES):
         for ids in classes:
             ids = rng.permutation(ids)
@@ -106,15 +122,23 @@ def partition_dirichlet(
             cuts = (np.cumsum(p) * len(ids)).astype(np.int64)[:-1]
             for c, part in enumerate(np.split(ids, cuts)):
                 client[part] = c
-        if np.bincount(client, minlength=n_clients).min() >= floor:
-            order = np.argsort(client, kind="stable")
-            return check_partition(
-                _split_sorted(order, np.bincount(client, minlength=n_clients)), n_rows
-            )
+        smallest = int(np.bincount(client, minlength=n_clients).min())
+        if smallest >= floor:
+            return _by_client(client, n_clients)
+        if min_size is None and fallback is None and smallest >= 1:
+            fallback = client.copy()
+    if fallback is not None:
+        return _by_client(fallback, n_clients)
+    least = floor if min_size is not None else 1
     raise DataError(
-        f"dirichlet partition: no draw in {MAX_TRIES} gave all {n_clients} clients >= {floor} "
+        f"dirichlet partition: no draw in {MAX_TRIES} gave all {n_clients} clients >= {least} "
         f"rows (alpha={alpha}); raise data.alpha or lower data.clients"
     )
+
+
+def _by_client(client: np.ndarray, n_clients: int) -> list[np.ndarray]:
+    sizes = np.bincount(client, minlength=n_clients)
+    return check_partition(_split_sorted(np.argsort(client, kind="stable"), sizes), len(client))
 
 
 def partition_column(groups: np.ndarray) -> tuple[list[np.ndarray], list[str]]:

@@ -26,9 +26,13 @@ from fedledger.data.types import RawDataset
 from fedledger.data.unsw_nb15 import load_unsw_nb15
 from fedledger.errors import RegistryError
 
-__all__ = ["DATASETS", "DatasetSpec", "Loader", "get_dataset", "load_dataset"]
+__all__ = ["DATASETS", "DatasetSpec", "Loader", "Needs", "get_dataset", "load_dataset"]
 
 Loader = Callable[[DataConfig, int], RawDataset]
+
+
+Needs = Literal["dir", "path", "dir-or-path", "nothing"]
+"""Which config key locates a dataset's files (``"dir-or-path"``: either one)."""
 
 
 @dataclass(frozen=True)
@@ -44,46 +48,111 @@ class DatasetSpec:
     description
         One line for ``fedledger datasets list``.
     needs
-        Which config key locates the files: ``"dir"``, ``"path"`` or ``"nothing"``.
+        Which config key locates the files: ``"dir"`` (``data.dir``), ``"path"``
+        (``data.path``), ``"dir-or-path"`` (either) or ``"nothing"``.
     kind
         ``"tabular"``, ``"image"`` or ``"arrays"``.
     source
-        Where to get the files (or what they are).
+        The files the loader expects, as a user would name them (or where the data comes from).
     """
 
     name: str
     loader: Loader
     description: str
-    needs: Literal["dir", "path", "nothing"]
+    needs: Needs
     kind: Literal["tabular", "image", "arrays"]
     source: str = ""
 
 
 _SPECS = (
-    DatasetSpec("synthetic", load_synthetic, "synthetic IoT traffic: 5 device types, 5 attacks",
-                "nothing", "tabular", "generated offline (fedledger.data.synthetic)"),
-    DatasetSpec("digits", load_digits, "scikit-learn 8x8 handwritten digits, 10 classes",
-                "nothing", "image", "bundled with scikit-learn"),
-    DatasetSpec("nsl-kdd", load_nsl_kdd, "NSL-KDD intrusion records, 5 classes", "dir",
-                "tabular", "KDDTrain+.txt, KDDTest+.txt (e.g. ../shared/datasets/nsl_kdd)"),
-    DatasetSpec("n-baiot", load_n_baiot, "N-BaIoT botnet traffic, one device per IoT device",
-                "dir", "tabular", "UCI per-device CSVs or a labelled CSV (../shared/datasets/"
-                "n_baiot)"),
-    DatasetSpec("unsw-nb15", load_unsw_nb15, "UNSW-NB15 network flows, 10 classes", "dir",
-                "tabular", "UNSW_NB15_training-set.csv, UNSW_NB15_testing-set.csv"),
-    DatasetSpec("ton-iot", load_ton_iot, "TON_IoT telemetry, one device per sensor type", "dir",
-                "tabular", "Train_Test_IoT_<Device>.csv files"),
-    DatasetSpec("cic-iot2023", load_cic_iot2023, "CIC-IoT2023 flows, 34 classes", "dir",
-                "tabular", "CIC-IoT2023 *.csv files"),
-    DatasetSpec("mnist", load_mnist, "MNIST handwritten digits, 10 classes", "dir", "image",
-                "idx files and/or npz (e.g. ../shared/datasets/mnist)"),
-    DatasetSpec("femnist", load_femnist, "LEAF FEMNIST, 62 classes, one device per writer",
-                "dir", "image", "LEAF train/ and test/ json shards (../shared/datasets/"
-                "femnist_leaf)"),
-    DatasetSpec("csv", load_csv, "any labelled CSV (set data.label)", "path", "tabular",
-                "your CSV file, or a folder of them via data.dir"),
-    DatasetSpec("npz", load_npz, "preprocessed arrays used as given", "path", "arrays",
-                "an .npz with x_train, y_train [, client, x_test, y_test]"),
+    DatasetSpec(
+        "synthetic",
+        load_synthetic,
+        "synthetic IoT traffic: 5 device types, 5 attacks, up to 4000 devices",
+        "nothing",
+        "tabular",
+        "generated offline, no files",
+    ),
+    DatasetSpec(
+        "digits",
+        load_digits,
+        "scikit-learn 8x8 handwritten digits, 10 classes",
+        "nothing",
+        "image",
+        "bundled with scikit-learn",
+    ),
+    DatasetSpec(
+        "nsl-kdd",
+        load_nsl_kdd,
+        "NSL-KDD intrusion records, 5 classes",
+        "dir",
+        "tabular",
+        "KDDTrain+.txt and KDDTest+.txt, plain or .gz",
+    ),
+    DatasetSpec(
+        "n-baiot",
+        load_n_baiot,
+        "N-BaIoT botnet traffic, one device per IoT device",
+        "dir-or-path",
+        "tabular",
+        "UCI <Device>/ folders of CSVs, or labelled CSVs with device/botnet/attack/label columns",
+    ),
+    DatasetSpec(
+        "unsw-nb15",
+        load_unsw_nb15,
+        "UNSW-NB15 network flows, 10 classes",
+        "dir",
+        "tabular",
+        "UNSW_NB15_training-set.csv and UNSW_NB15_testing-set.csv, plain or .gz",
+    ),
+    DatasetSpec(
+        "ton-iot",
+        load_ton_iot,
+        "TON_IoT telemetry, one device per sensor type",
+        "dir",
+        "tabular",
+        "Train_Test_IoT_<Device>.csv files, plain or .gz",
+    ),
+    DatasetSpec(
+        "cic-iot2023",
+        load_cic_iot2023,
+        "CIC-IoT2023 flows, classes from the label column",
+        "dir",
+        "tabular",
+        "CIC-IoT2023 *.csv files with a label column, plain or .gz",
+    ),
+    DatasetSpec(
+        "mnist",
+        load_mnist,
+        "MNIST handwritten digits, 10 classes",
+        "dir-or-path",
+        "image",
+        "train-/t10k- idx files (plain or .gz) and/or .npz arrays (x_train, y_train or x, y)",
+    ),
+    DatasetSpec(
+        "femnist",
+        load_femnist,
+        "LEAF FEMNIST, 62 classes, one device per writer",
+        "dir",
+        "image",
+        "LEAF train/ and test/ folders of .json or .json.gz shards",
+    ),
+    DatasetSpec(
+        "csv",
+        load_csv,
+        "any labelled CSV (set data.label)",
+        "dir-or-path",
+        "tabular",
+        "one CSV with a header row, or a folder of them with the same header",
+    ),
+    DatasetSpec(
+        "npz",
+        load_npz,
+        "preprocessed arrays used as given",
+        "path",
+        "arrays",
+        "an .npz with x_train, y_train [, client, x_test, y_test]",
+    ),
 )
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}

@@ -10,6 +10,12 @@ Construction: every feature lives in a latent space (log for rates and sizes, lo
 a row is ``device-type profile + device jitter + intensity x attack shift + noise``. Intensities
 are drawn down to 0.15, so low-rate attacks overlap benign traffic, and device types receive
 different attack mixes, so the data is non-IID across devices by construction.
+
+Size: each device gets 300 to 2500 training rows (plus a quarter as many test rows). Beyond 80
+devices that range shrinks in proportion so the training rows stay within
+:data:`MAX_TRAIN_ROWS` (200,000), with at least :data:`MIN_DEVICE_ROWS` (50) per device;
+``data.clients`` above :data:`MAX_DEVICES` (4000) is a
+:class:`~fedledger.errors.ConfigError`. Up to 80 devices the data does not depend on the bound.
 """
 
 from __future__ import annotations
@@ -18,17 +24,47 @@ import numpy as np
 
 from fedledger.config import DataConfig
 from fedledger.data.types import RawDataset, Table
+from fedledger.errors import ConfigError
 
-__all__ = ["ATTACKS", "CLASSES", "DEVICE_TYPES", "NUMERIC", "generate", "load_synthetic"]
+__all__ = [
+    "ATTACKS",
+    "CLASSES",
+    "DEVICE_TYPES",
+    "MAX_DEVICES",
+    "MAX_TRAIN_ROWS",
+    "MIN_DEVICE_ROWS",
+    "NUMERIC",
+    "generate",
+    "load_synthetic",
+]
+
+MAX_TRAIN_ROWS = 200_000
+"""Bound on the training rows of one generated dataset (test rows add ``test_share`` more)."""
+MIN_DEVICE_ROWS = 50
+"""Fewest training rows a device gets when sizes are scaled down to :data:`MAX_TRAIN_ROWS`."""
+MAX_DEVICES = MAX_TRAIN_ROWS // MIN_DEVICE_ROWS
+"""Most devices ``data.name = synthetic`` accepts (4000)."""
 
 # name, latent transform ("log" or "logit")
 NUMERIC: tuple[tuple[str, str], ...] = (
-    ("pkt_rate", "log"), ("bytes_per_pkt", "log"), ("bytes_per_pkt_std", "log"),
-    ("flow_duration_s", "log"), ("flows_per_min", "log"), ("distinct_dst_ports", "log"),
-    ("distinct_dst_ips", "log"), ("tls_share", "logit"), ("iat_mean_ms", "log"),
-    ("iat_std_ms", "log"), ("syn_ratio", "logit"), ("rst_ratio", "logit"),
-    ("failed_conn_ratio", "logit"), ("out_in_bytes_ratio", "log"), ("dns_per_min", "log"),
-    ("payload_entropy", "logit"), ("login_attempts_per_min", "log"), ("upload_kb", "log"),
+    ("pkt_rate", "log"),
+    ("bytes_per_pkt", "log"),
+    ("bytes_per_pkt_std", "log"),
+    ("flow_duration_s", "log"),
+    ("flows_per_min", "log"),
+    ("distinct_dst_ports", "log"),
+    ("distinct_dst_ips", "log"),
+    ("tls_share", "logit"),
+    ("iat_mean_ms", "log"),
+    ("iat_std_ms", "log"),
+    ("syn_ratio", "logit"),
+    ("rst_ratio", "logit"),
+    ("failed_conn_ratio", "logit"),
+    ("out_in_bytes_ratio", "log"),
+    ("dns_per_min", "log"),
+    ("payload_entropy", "logit"),
+    ("login_attempts_per_min", "log"),
+    ("upload_kb", "log"),
     ("ttl_mean", "log"),
 )
 PROTOCOLS = ("tcp", "udp", "icmp", "mqtt", "coap")
@@ -38,51 +74,128 @@ ATTACKS = CLASSES[1:]
 
 # Benign profile per device type, in natural units, in NUMERIC order (entropy as share of 8 bits).
 _BENIGN: dict[str, tuple[float, ...]] = {
-    "camera": (180, 1100, 300, 40, 6, 3, 2, .9, 6, 4, .02, .01, .01, 12, 2, .9, .05, 900, 60),
-    "thermostat": (2, 180, 40, 3, 2, 2, 2, .8, 500, 300, .1, .02, .02, 1.5, 1, .7, .05, 2, 64),
-    "smart_plug": (1, 120, 20, 1, 3, 2, 1, .3, 900, 500, .15, .03, .03, 1, 2, .5, .05, 1, 64),
-    "doorbell": (40, 700, 250, 20, 4, 4, 3, .85, 30, 40, .05, .02, .02, 6, 3, .85, .2, 200, 60),
-    "hub": (25, 400, 200, 8, 20, 12, 8, .6, 40, 60, .08, .03, .04, 1.2, 8, .75, .1, 20, 62),
+    "camera": (180, 1100, 300, 40, 6, 3, 2, 0.9, 6, 4, 0.02, 0.01, 0.01, 12, 2, 0.9, 0.05, 900, 60),
+    "thermostat": (
+        2,
+        180,
+        40,
+        3,
+        2,
+        2,
+        2,
+        0.8,
+        500,
+        300,
+        0.1,
+        0.02,
+        0.02,
+        1.5,
+        1,
+        0.7,
+        0.05,
+        2,
+        64,
+    ),
+    "smart_plug": (1, 120, 20, 1, 3, 2, 1, 0.3, 900, 500, 0.15, 0.03, 0.03, 1, 2, 0.5, 0.05, 1, 64),
+    "doorbell": (
+        40,
+        700,
+        250,
+        20,
+        4,
+        4,
+        3,
+        0.85,
+        30,
+        40,
+        0.05,
+        0.02,
+        0.02,
+        6,
+        3,
+        0.85,
+        0.2,
+        200,
+        60,
+    ),
+    "hub": (25, 400, 200, 8, 20, 12, 8, 0.6, 40, 60, 0.08, 0.03, 0.04, 1.2, 8, 0.75, 0.1, 20, 62),
 }
 DEVICE_TYPES = tuple(_BENIGN)
 # Attack shifts in latent units (log / logit), sparse by feature name.
 _SHIFT: dict[str, dict[str, float]] = {
-    "dos_flood": {"pkt_rate": 3.0, "bytes_per_pkt": -1.2, "iat_mean_ms": -3.0, "iat_std_ms": -2.5,
-                  "syn_ratio": 2.5, "flows_per_min": 2.0, "out_in_bytes_ratio": 1.5,
-                  "payload_entropy": -1.5},
-    "port_scan": {"distinct_dst_ports": 3.0, "syn_ratio": 2.0, "rst_ratio": 2.5,
-                  "failed_conn_ratio": 2.5, "flow_duration_s": -2.0, "bytes_per_pkt": -0.8,
-                  "flows_per_min": 1.5},
-    "brute_force": {"login_attempts_per_min": 3.5, "failed_conn_ratio": 2.0, "flows_per_min": 1.5,
-                    "tls_share": -1.5, "flow_duration_s": -0.8},
-    "botnet_c2": {"dns_per_min": 1.8, "distinct_dst_ips": 1.2, "iat_std_ms": -1.8,
-                  "tls_share": -1.0, "payload_entropy": 0.8, "ttl_mean": -0.3},
-    "data_exfiltration": {"upload_kb": 2.5, "out_in_bytes_ratio": 2.0, "flow_duration_s": 1.2,
-                          "payload_entropy": 1.2, "distinct_dst_ips": 0.6},
+    "dos_flood": {
+        "pkt_rate": 3.0,
+        "bytes_per_pkt": -1.2,
+        "iat_mean_ms": -3.0,
+        "iat_std_ms": -2.5,
+        "syn_ratio": 2.5,
+        "flows_per_min": 2.0,
+        "out_in_bytes_ratio": 1.5,
+        "payload_entropy": -1.5,
+    },
+    "port_scan": {
+        "distinct_dst_ports": 3.0,
+        "syn_ratio": 2.0,
+        "rst_ratio": 2.5,
+        "failed_conn_ratio": 2.5,
+        "flow_duration_s": -2.0,
+        "bytes_per_pkt": -0.8,
+        "flows_per_min": 1.5,
+    },
+    "brute_force": {
+        "login_attempts_per_min": 3.5,
+        "failed_conn_ratio": 2.0,
+        "flows_per_min": 1.5,
+        "tls_share": -1.5,
+        "flow_duration_s": -0.8,
+    },
+    "botnet_c2": {
+        "dns_per_min": 1.8,
+        "distinct_dst_ips": 1.2,
+        "iat_std_ms": -1.8,
+        "tls_share": -1.0,
+        "payload_entropy": 0.8,
+        "ttl_mean": -0.3,
+    },
+    "data_exfiltration": {
+        "upload_kb": 2.5,
+        "out_in_bytes_ratio": 2.0,
+        "flow_duration_s": 1.2,
+        "payload_entropy": 1.2,
+        "distinct_dst_ips": 0.6,
+    },
 }
 # Attack mix per device type (probabilities over ATTACKS): different types see different attacks.
 _MIX: dict[str, tuple[float, ...]] = {
-    "camera": (.35, .1, .05, .3, .2),
-    "thermostat": (.1, .35, .05, .5, 0),
-    "smart_plug": (.45, .2, 0, .35, 0),
-    "doorbell": (.1, .15, .4, .1, .25),
-    "hub": (.1, .35, .3, .15, .1),
+    "camera": (0.35, 0.1, 0.05, 0.3, 0.2),
+    "thermostat": (0.1, 0.35, 0.05, 0.5, 0),
+    "smart_plug": (0.45, 0.2, 0, 0.35, 0),
+    "doorbell": (0.1, 0.15, 0.4, 0.1, 0.25),
+    "hub": (0.1, 0.35, 0.3, 0.15, 0.1),
 }
 _PROTO: dict[str, tuple[float, ...]] = {
-    "camera": (.55, .4, .0, .05, .0), "thermostat": (.2, .1, .0, .6, .1),
-    "smart_plug": (.15, .15, .0, .3, .4), "doorbell": (.6, .3, .0, .1, .0),
-    "hub": (.35, .3, .05, .2, .1),
-    "dos_flood": (.3, .45, .25, .0, .0), "port_scan": (.85, .1, .05, .0, .0),
-    "brute_force": (.95, .05, .0, .0, .0), "botnet_c2": (.5, .4, .0, .1, .0),
-    "data_exfiltration": (.8, .15, .0, .05, .0),
+    "camera": (0.55, 0.4, 0.0, 0.05, 0.0),
+    "thermostat": (0.2, 0.1, 0.0, 0.6, 0.1),
+    "smart_plug": (0.15, 0.15, 0.0, 0.3, 0.4),
+    "doorbell": (0.6, 0.3, 0.0, 0.1, 0.0),
+    "hub": (0.35, 0.3, 0.05, 0.2, 0.1),
+    "dos_flood": (0.3, 0.45, 0.25, 0.0, 0.0),
+    "port_scan": (0.85, 0.1, 0.05, 0.0, 0.0),
+    "brute_force": (0.95, 0.05, 0.0, 0.0, 0.0),
+    "botnet_c2": (0.5, 0.4, 0.0, 0.1, 0.0),
+    "data_exfiltration": (0.8, 0.15, 0.0, 0.05, 0.0),
 }
 _SERVICE: dict[str, tuple[float, ...]] = {
-    "camera": (.6, .2, .1, .05, .0, .0, .05), "thermostat": (.75, .0, .15, .1, .0, .0, .0),
-    "smart_plug": (.7, .0, .15, .1, .0, .0, .05), "doorbell": (.55, .25, .1, .05, .0, .0, .05),
-    "hub": (.4, .2, .2, .1, .05, .0, .05),
-    "dos_flood": (.1, .3, .1, .0, .0, .0, .5), "port_scan": (.0, .1, .0, .0, .2, .2, .5),
-    "brute_force": (.0, .1, .0, .0, .45, .45, .0), "botnet_c2": (.2, .1, .3, .0, .0, .2, .2),
-    "data_exfiltration": (.4, .3, .1, .0, .0, .0, .2),
+    "camera": (0.6, 0.2, 0.1, 0.05, 0.0, 0.0, 0.05),
+    "thermostat": (0.75, 0.0, 0.15, 0.1, 0.0, 0.0, 0.0),
+    "smart_plug": (0.7, 0.0, 0.15, 0.1, 0.0, 0.0, 0.05),
+    "doorbell": (0.55, 0.25, 0.1, 0.05, 0.0, 0.0, 0.05),
+    "hub": (0.4, 0.2, 0.2, 0.1, 0.05, 0.0, 0.05),
+    "dos_flood": (0.1, 0.3, 0.1, 0.0, 0.0, 0.0, 0.5),
+    "port_scan": (0.0, 0.1, 0.0, 0.0, 0.2, 0.2, 0.5),
+    "brute_force": (0.0, 0.1, 0.0, 0.0, 0.45, 0.45, 0.0),
+    "botnet_c2": (0.2, 0.1, 0.3, 0.0, 0.0, 0.2, 0.2),
+    "data_exfiltration": (0.4, 0.3, 0.1, 0.0, 0.0, 0.0, 0.2),
 }
 _NOISE = 0.5  # latent standard deviation of every feature
 _JITTER = 0.2  # latent standard deviation of one device's offset from its type profile
@@ -104,6 +217,9 @@ def _natural(latent: np.ndarray) -> np.ndarray:
     return out
 
 
+_ENTROPY = [n for n, _ in NUMERIC].index("payload_entropy")
+_PROTOCOL_NAMES = np.array(PROTOCOLS)
+_SERVICE_NAMES = np.array(SERVICES)
 _BASE = _latent(np.array([_BENIGN[t] for t in DEVICE_TYPES], dtype=np.float64))
 _SHIFTS = np.zeros((len(CLASSES), len(NUMERIC)))
 for _a, _shift in _SHIFT.items():
@@ -120,10 +236,14 @@ def _device_rows(
     labels[:n_attack] = 1 + rng.choice(len(ATTACKS), size=n_attack, p=np.array(_MIX[dtype]))
     labels = rng.permutation(labels)
     intensity = np.where(labels > 0, rng.uniform(0.15, 1.3, size=n), 0.0)
-    latent = (_BASE[t] + offset + intensity[:, None] * _SHIFTS[labels]
-              + rng.normal(0.0, _NOISE, size=(n, len(NUMERIC))))
+    latent = (
+        _BASE[t]
+        + offset
+        + intensity[:, None] * _SHIFTS[labels]
+        + rng.normal(0.0, _NOISE, size=(n, len(NUMERIC)))
+    )
     numeric = _natural(latent)
-    numeric[:, [n for n, _ in NUMERIC].index("payload_entropy")] *= 8.0
+    numeric[:, _ENTROPY] *= 8.0
     proto = np.empty(n, dtype=object)
     service = np.empty(n, dtype=object)
     for k in np.unique(labels):
@@ -133,8 +253,8 @@ def _device_rows(
         mixed = rng.random(rows.size) < (0.35 if k else 0.0)
         pp = np.where(mixed[:, None], _PROTO[dtype], _PROTO[key])
         ps = np.where(mixed[:, None], _SERVICE[dtype], _SERVICE[key])
-        proto[rows] = np.array(PROTOCOLS)[_pick(rng, pp)]
-        service[rows] = np.array(SERVICES)[_pick(rng, ps)]
+        proto[rows] = _PROTOCOL_NAMES[_pick(rng, pp)]
+        service[rows] = _SERVICE_NAMES[_pick(rng, ps)]
     categorical = np.stack([proto, service], axis=1).astype(str)
     return Table(numeric=numeric, categorical=categorical, labels=labels)
 
@@ -157,6 +277,20 @@ def _stack(parts: list[Table], names: list[str]) -> Table:
     )
 
 
+def _bounded(n_devices: int, min_rows: int, max_rows: int, max_total: int) -> tuple[int, int]:
+    """``(min_rows, max_rows)``, scaled down when ``n_devices * max_rows`` exceeds ``max_total``.
+
+    The new maximum is ``max_total // n_devices`` (never below :data:`MIN_DEVICE_ROWS`) and the
+    minimum keeps its ratio to the maximum, so the total stays within ``max_total`` for up to
+    ``max_total // MIN_DEVICE_ROWS`` devices. Sizes that already fit are returned unchanged.
+    """
+    if n_devices * max_rows <= max_total:
+        return min_rows, max_rows
+    high = min(max_rows, max(MIN_DEVICE_ROWS, max_total // n_devices))
+    low = min(high, max(MIN_DEVICE_ROWS, min_rows * high // max_rows))
+    return low, high
+
+
 def generate(
     n_devices: int,
     seed: int,
@@ -164,6 +298,7 @@ def generate(
     min_rows: int = 300,
     max_rows: int = 2500,
     test_share: float = 0.25,
+    max_total: int = MAX_TRAIN_ROWS,
 ) -> RawDataset:
     """Generate ``n_devices`` devices' traffic windows and a test split from the same devices.
 
@@ -177,11 +312,18 @@ def generate(
         Range of training rows per device.
     test_share
         Test rows per device, as a share of its training rows.
+    max_total
+        Bound on the training rows: when ``n_devices * max_rows`` exceeds it, both ends of the
+        range shrink in proportion so that it holds (each device keeps at least
+        :data:`MIN_DEVICE_ROWS` rows, so beyond ``max_total // MIN_DEVICE_ROWS`` devices the
+        floor wins). Up to 80 devices the defaults fit, and the data is what it always was.
     """
+    min_rows, max_rows = _bounded(n_devices, min_rows, max_rows, max_total)
     rng = np.random.default_rng(seed)
     types = [DEVICE_TYPES[i % len(DEVICE_TYPES)] for i in range(n_devices)]
     types = [types[i] for i in rng.permutation(n_devices)]
-    names = [f"device-{i:03d}" for i in range(n_devices)]
+    width = max(3, len(str(n_devices - 1)))
+    names = [f"device-{i:0{width}d}" for i in range(n_devices)]
     train: list[Table] = []
     test: list[Table] = []
     for dtype in types:
@@ -205,5 +347,16 @@ def generate(
 
 
 def load_synthetic(cfg: DataConfig, seed: int = 0) -> RawDataset:
-    """``cfg.clients`` synthetic IoT devices (see :func:`generate`), seeded by ``seed``."""
+    """``cfg.clients`` synthetic IoT devices (see :func:`generate`), seeded by ``seed``.
+
+    Raises
+    ------
+    ConfigError
+        ``cfg.clients`` is above :data:`MAX_DEVICES`.
+    """
+    if cfg.clients > MAX_DEVICES:
+        raise ConfigError(
+            "data.clients",
+            f"the synthetic dataset simulates at most {MAX_DEVICES} devices, got {cfg.clients}",
+        )
     return generate(cfg.clients, seed)

@@ -19,7 +19,14 @@ from fedledger.data.labels import class_order, encode
 from fedledger.data.types import RawDataset, Table
 from fedledger.errors import DataError
 
-__all__ = ["Columns", "column_index", "concat", "read_labelled", "to_table"]
+__all__ = [
+    "Columns",
+    "column_index",
+    "concat",
+    "read_labelled",
+    "single_split_dataset",
+    "to_table",
+]
 
 
 @dataclass(frozen=True)

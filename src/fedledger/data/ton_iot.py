@@ -46,8 +46,16 @@ def load_ton_iot(cfg: DataConfig, seed: int = 0) -> RawDataset:
         device = stem(path).removeprefix("Train_Test_IoT_")
         cols = read_labelled(path, label="type", drop=_DROP, infer=True)
         n = len(cols)
-        parts.append(Columns(cols.numeric, cols.categorical, np.char.lower(cols.label_text),
-                             np.full(n, device), cols.numeric_names, cols.categorical_names))
+        parts.append(
+            Columns(
+                cols.numeric,
+                cols.categorical,
+                np.char.lower(cols.label_text),
+                np.full(n, device),
+                cols.numeric_names,
+                cols.categorical_names,
+            )
+        )
         devices.append(device)
     cols = concat(parts, union=True)
     return single_split_dataset("ton-iot", cols, {d: d for d in devices})

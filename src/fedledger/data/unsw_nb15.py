@@ -38,8 +38,12 @@ def load_unsw_nb15(cfg: DataConfig, seed: int = 0) -> RawDataset:
     """
     folder = require_dir(cfg.dir, "unsw-nb15", f"{_TRAIN}[.gz] and {_TEST}[.gz]")
     parts = [
-        read_labelled(require_named(folder, "unsw-nb15", name), label="attack_cat",
-                      categorical=CATEGORICAL, drop=("id", "label"))
+        read_labelled(
+            require_named(folder, "unsw-nb15", name),
+            label="attack_cat",
+            categorical=CATEGORICAL,
+            drop=("id", "label"),
+        )
         for name in (_TRAIN, _TEST)
     ]
     # blank attack_cat means normal traffic in some copies
