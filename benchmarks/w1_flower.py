@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ from w1_plain import (
     accuracy,
     batch_order,
     make_model,
+    summarise,
     train_one_epoch,
 )
 
@@ -225,19 +225,11 @@ def run(
     history = record.get("rounds", [])
     if len(history) != rounds:
         raise RuntimeError(f"Flower finished {len(history)} of {rounds} rounds (see log above)")
-    times = [r["seconds"] for r in history]
     import flwr
     import ray
 
     return {
-        "framework": "flower-sim",
-        "seconds_per_round_median": round(statistics.median(times), 4),
-        "seconds_per_round_median_excl_first": round(
-            statistics.median(times[1:]) if len(times) > 1 else times[0], 4
-        ),
-        "final_accuracy": history[-1]["accuracy"],
-        "rounds": history,
-        "peak_rss_mb": round(sampler.stop(), 1),
+        **summarise("flower-sim", history, sampler),
         "wall_seconds": round(wall, 2),
         "clients": record["clients"],
         "api": "message API: flwr.serverapp.ServerApp @main + flwr.serverapp.strategy.FedAvg"

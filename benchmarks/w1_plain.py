@@ -142,6 +142,23 @@ class TreeRssSampler:
         return max(self.peak_bytes, self_peak) / 2**20
 
 
+def summarise(
+    framework: str, history: list[dict[str, Any]], sampler: TreeRssSampler
+) -> dict[str, Any]:
+    """The fields every W1 result JSON shares: timings, final accuracy, rounds, peak RSS."""
+    times = [r["seconds"] for r in history]
+    return {
+        "framework": framework,
+        "seconds_per_round_median": round(statistics.median(times), 4),
+        "seconds_per_round_median_excl_first": round(
+            statistics.median(times[1:]) if len(times) > 1 else times[0], 4
+        ),
+        "final_accuracy": history[-1]["accuracy"],
+        "rounds": history,
+        "peak_rss_mb": round(sampler.stop(), 1),
+    }
+
+
 def run(npz: Path, rounds: int, seed: int = 0, shuffle: str = "fedledger") -> dict[str, Any]:
     torch.set_num_threads(1)
     sampler = TreeRssSampler().start()
@@ -182,16 +199,8 @@ def run(npz: Path, rounds: int, seed: int = 0, shuffle: str = "fedledger") -> di
         history.append(row)
         print(json.dumps(row), flush=True)
 
-    times = [r["seconds"] for r in history]
     return {
-        "framework": "plain-pytorch",
-        "seconds_per_round_median": round(statistics.median(times), 4),
-        "seconds_per_round_median_excl_first": round(
-            statistics.median(times[1:]) if len(times) > 1 else times[0], 4
-        ),
-        "final_accuracy": history[-1]["accuracy"],
-        "rounds": history,
-        "peak_rss_mb": round(sampler.stop(), 1),
+        **summarise("plain-pytorch", history, sampler),
         "clients": len(shards),
         "shuffle": shuffle,
         "torch": torch.__version__,

@@ -100,29 +100,14 @@ def test_corrupt_and_truncated_csv_are_one_line_errors(tmp_path: Path) -> None:
     )
     (tmp_path / "KDDTest+.txt").write_text(good)
     (tmp_path / "KDDTrain+.txt").write_text(good + "0,tcp,http,SF,1,2\n")
-    code, output = invoke(
-        "run",
-        "--set",
-        "data.name=nsl-kdd",
-        "--set",
-        f"data.dir={tmp_path}",
-        "--out",
-        str(tmp_path / "r1"),
-    )
+    nsl = ("run", "--set", "data.name=nsl-kdd", "--set", f"data.dir={tmp_path}", "--out")
+    code, output = invoke(*nsl, str(tmp_path / "r1"))
     assert code == 1
     assert "KDDTrain+" in _one_line_error(output)
     (tmp_path / "KDDTrain+.txt").unlink()
     blob = gzip.compress(good.encode() * 20)
     (tmp_path / "KDDTrain+.txt.gz").write_bytes(blob[: len(blob) // 2])
-    code, output = invoke(
-        "run",
-        "--set",
-        "data.name=nsl-kdd",
-        "--set",
-        f"data.dir={tmp_path}",
-        "--out",
-        str(tmp_path / "r2"),
-    )
+    code, output = invoke(*nsl, str(tmp_path / "r2"))
     assert code == 1
     assert "KDDTrain+" in _one_line_error(output)
 

@@ -33,15 +33,16 @@ def round_rng(seed: int, round_number: int, *stream: int) -> np.random.Generator
 
 
 def _vmap_works(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) -> bool:
+    """True if one vmapped gradient step runs on ``model`` (and no buffers need updating)."""
+    if any(True for _ in model.buffers()):
+        return False
+    trainer = VmapTrainer(model, task)
+    probe = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters() if p.requires_grad}
     try:
-        trainer = VmapTrainer(model, task)
-        layout = trainer.layout
-        params = layout.unflatten(layout.flatten(dict(model.named_parameters())).detach())
-        probe = {n: v.unsqueeze(0) for n, v in params.items()}
         trainer.grads(probe, x[:2].unsqueeze(0), y[:2].unsqueeze(0), torch.ones(1, 2))
     except Exception:  # any failure to batch means: train one device at a time
         return False
-    return not any(True for _ in model.buffers())
+    return True
 
 
 def make_trainer(
