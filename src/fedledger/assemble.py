@@ -90,6 +90,14 @@ def prepare_run(
     done = runner.resume() if resume else 0
     folder.write_config(dump_config(config))
     folder.write_devices(runner.devices())
+    if config.ledger.backend != "none":
+        # imported here: web3 and py-evm take a second or two to import
+        from fedledger.fl.ledger_setup import attach_ledger, deploy_ledger
+
+        if resume:
+            sim.driver = attach_ledger(sim, config, out, done)
+        else:
+            sim.driver = deploy_ledger(sim, config, out)
     return runner, done
 
 

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fedledger.errors import ConfigError
 
 __all__ = [
     "Config",
     "DataConfig",
+    "LedgerConfig",
     "ModelConfig",
     "StrategyConfig",
     "TrainConfig",
@@ -107,6 +108,53 @@ class StrategyConfig(_Section):
     tau: float = Field(1e-3, gt=0, description="FedAdam adaptivity")
 
 
+class LedgerConfig(_Section):
+    """``[ledger]``: where rounds are recorded and who finalises them.
+
+    ``embedded`` runs an Ethereum chain in-process (py-evm) and writes it to the run folder so
+    ``fedledger audit`` can replay it; ``rpc`` talks to any Ethereum JSON-RPC node at ``url``;
+    ``none`` trains without signatures, gateways, validators or chain.
+    """
+
+    backend: Literal["embedded", "rpc", "none"] = Field(
+        "embedded", description="embedded (in-process EVM, the default), rpc or none"
+    )
+    url: str = Field("", description="JSON-RPC endpoint for backend = rpc")
+    validators: int = Field(3, ge=1, le=64, description="validator nodes that vote on each round")
+    quorum: int = Field(
+        0, ge=0, description="identical votes that finalise a round; 0 = ceil(2n/3)"
+    )
+    byzantine: int = Field(
+        0, ge=0, description="simulated Byzantine validators (the last ones), for experiments"
+    )
+    byzantine_mode: Literal["wrong-model", "wrong-set"] = Field(
+        "wrong-model",
+        description="what a Byzantine validator votes for: another model digest, or a set of "
+        "updates that was not accepted",
+    )
+    gateways: int = Field(
+        0, ge=0, le=64, description="edge gateways; 0 = one per device cluster, at most 8"
+    )
+    max_payload_mb: float = Field(
+        64.0, gt=0, description="largest update payload a gateway accepts, in MiB"
+    )
+    token_supply: int = Field(
+        1_000_000_000, ge=0, description="tokens minted to the treasury at deployment"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> LedgerConfig:
+        if self.backend == "rpc" and not self.url:
+            raise ValueError("url: backend = 'rpc' needs ledger.url (e.g. http://127.0.0.1:8545)")
+        if self.quorum > self.validators:
+            raise ValueError(f"quorum: {self.quorum} is more than the {self.validators} validators")
+        if self.byzantine > self.validators:
+            raise ValueError(
+                f"byzantine: {self.byzantine} is more than the {self.validators} validators"
+            )
+        return self
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -114,6 +162,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
 
 
 def _parse_value(text: str) -> Any:
@@ -145,6 +194,10 @@ def _raise_first(error: ValidationError) -> ConfigError:
     if first["type"] == "extra_forbidden":
         return ConfigError(key, "unknown key")
     message = first["msg"]
+    if first["type"] == "value_error" and isinstance(first.get("input"), dict):
+        # a section's cross-field check: "Value error, <field>: <message>"
+        field, _, rest = message.removeprefix("Value error, ").partition(": ")
+        return ConfigError(f"{key}.{field}", rest)
     if "input" in first and not isinstance(first["input"], dict):
         message = f"{message} (got {first['input']!r})"
     return ConfigError(key, message)

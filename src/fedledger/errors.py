@@ -12,8 +12,11 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DatasetNotFoundError",
+    "EnvelopeError",
     "FedledgerError",
+    "LedgerError",
     "ModelError",
+    "ModelFidelityError",
     "RegistryError",
 ]
 
@@ -66,3 +69,29 @@ class ModelError(FedledgerError, ValueError):
 
 class CheckpointError(FedledgerError, ValueError):
     """A run folder cannot be resumed or reported on."""
+
+
+class EnvelopeError(FedledgerError, ValueError):
+    """A signed update envelope or its payload is malformed, oversize or inconsistent.
+
+    Parameters
+    ----------
+    reason
+        Short machine-readable reason code (``"malformed"``, ``"unknown-version"``,
+        ``"oversize"``, ``"digest-mismatch"``, ``"non-finite"``) that a gateway counts.
+    message
+        What is wrong, in one line.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason}: {message}")
+
+
+class ModelFidelityError(FedledgerError, ValueError):
+    """A model blob does not hash to the digest the ledger finalised: it is refused."""
+
+
+class LedgerError(FedledgerError, RuntimeError):
+    """The ledger refused, reverted or could not be reached, or its transaction log is invalid."""

@@ -5,7 +5,9 @@ Commands are registered here, explicitly, not by importing modules for their sid
 
 import typer
 
+from fedledger.cli.audit import audit
 from fedledger.cli.datasets import list_datasets
+from fedledger.cli.ledger import show_ledger
 from fedledger.cli.report import report
 from fedledger.cli.run import run
 
@@ -23,9 +25,13 @@ def build_app() -> typer.Typer:
     )
     app.command("run")(run)
     app.command("report")(report)
+    app.command("audit")(audit)
     datasets = typer.Typer(help="Datasets fedledger can load.", no_args_is_help=True)
     datasets.command("list")(list_datasets)
     app.add_typer(datasets, name="datasets")
+    ledger = typer.Typer(help="Inspect a run's ledger.", no_args_is_help=True)
+    ledger.command("show")(show_ledger)
+    app.add_typer(ledger, name="ledger")
     return app
 
 

@@ -16,7 +16,20 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
 
 
-_COLUMNS = ("round", "accuracy", "macro-F1", "loss", "detection", "false alarm", "s")
+def _ledger(info: Any) -> str:
+    """``finalised 3/3`` (votes for the finalised model / validators), or ``NO QUORUM``;
+    rejected envelopes are counted after it."""
+    if not isinstance(info, dict):
+        return "-"
+    text = f"finalised {info.get('votes')}/{info.get('validators')}"
+    if not info.get("finalised"):
+        text = "NO QUORUM"
+    if info.get("rejected"):
+        text += f", {info['rejected']} rejected"
+    return text
+
+
+_COLUMNS = ("round", "accuracy", "macro-F1", "loss", "detection", "false alarm", "s", "ledger")
 _LIVE_ROWS = 20
 
 
@@ -63,6 +76,7 @@ class RichRoundListener:
             _fmt(record.get("detection_rate")),
             _fmt(record.get("false_alarm_rate")),
             _fmt(record.get("seconds"), 2),
+            _ledger(record.get("ledger")),
         )
         self.rows.append(cells)
         self.progress.advance(self.task)
@@ -71,7 +85,8 @@ class RichRoundListener:
         else:
             self.console.print(
                 f"round {cells[0]}: accuracy {cells[1]}  macro-F1 {cells[2]}  loss {cells[3]}  "
-                f"detection {cells[4]}  false-alarm {cells[5]}  {cells[6]} s",
+                f"detection {cells[4]}  false-alarm {cells[5]}  {cells[6]} s"
+                + (f"  ledger: {cells[7]}" if cells[7] != "-" else ""),
                 highlight=False,
                 soft_wrap=True,
             )

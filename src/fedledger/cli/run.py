@@ -101,4 +101,16 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
+    if cfg.ledger.backend != "none":
+        finalised = sum(
+            1 for r in RunFolder(path).metrics() if r.get("ledger", {}).get("finalised")
+        )
+        colour = "green" if finalised == cfg.train.rounds else "yellow"
+        console.print(
+            f"ledger ({cfg.ledger.backend}): [{colour}]{finalised} of {cfg.train.rounds} rounds "
+            f"finalised[/] by {cfg.ledger.validators} validators; check it with "
+            f"`fedledger audit {path}`",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"run folder: {path}   report: {report}", highlight=False, soft_wrap=True)

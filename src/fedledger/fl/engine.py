@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,7 +20,14 @@ from fedledger.fl.tasks import EvalData, Task
 from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
 from fedledger.strategies.base import Strategy
 
-__all__ = ["RoundResult", "Simulation", "make_trainer", "round_rng"]
+__all__ = [
+    "LocalUpdates",
+    "RoundDriver",
+    "RoundResult",
+    "Simulation",
+    "make_trainer",
+    "round_rng",
+]
 
 
 def round_rng(seed: int, round_number: int, *stream: int) -> np.random.Generator:
@@ -67,6 +74,39 @@ def make_trainer(
         f"{type(model).__name__} cannot be trained with torch.func.vmap (batch norm or an "
         f'unbatchable operation); set train.engine = "sequential" or "auto"'
     )
+
+
+class RoundDriver(Protocol):
+    """Runs a round of a simulation its own way (the ledger protocol does)."""
+
+    def run_round(self, sim: Simulation, round_number: int) -> RoundResult: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class LocalUpdates:
+    """What the devices of one round produced, before aggregation.
+
+    Attributes
+    ----------
+    devices
+        The sampled devices, sorted.
+    order
+        Device index of each row of ``updates`` (the trainer's order).
+    updates
+        ``[K, P]`` deltas ``local − global``.
+    weights
+        ``[K]`` sample counts, in ``order``.
+    seconds
+        Wall time of sampling and training.
+    """
+
+    devices: list[int]
+    order: list[int]
+    updates: torch.Tensor
+    weights: torch.Tensor
+    seconds: float
 
 
 @dataclass
@@ -131,6 +171,7 @@ class Simulation:
             train_rows=self.train_rows,
         )
         self.global_params = self.layout.flatten(dict(model.named_parameters())).detach().clone()
+        self.driver: RoundDriver | None = None
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -159,8 +200,8 @@ class Simulation:
         self.model.eval()
         return self.task.evaluate(self.model, self.eval_data)
 
-    def run_round(self, round_number: int) -> RoundResult:
-        """Run round ``round_number`` (1-based) and make its model the global model."""
+    def train_devices(self, round_number: int) -> LocalUpdates:
+        """Sample this round's devices and train each from the global model (no aggregation)."""
         cfg = self.train_cfg
         t0 = time.perf_counter()
         devices = self.sample_devices(round_number)
@@ -171,18 +212,28 @@ class Simulation:
         trained = self.trainer.train(
             self.global_params, plan, self.x_train, self.y_train, cfg.lr, mu
         )
-        t1 = time.perf_counter()
         updates = trained - self.global_params
-        weights = torch.tensor([len(rows[i]) for i in plan.order], dtype=updates.dtype)
-        self.global_params = self.strategy.aggregate(self.global_params, updates, weights)
+        order = [devices[i] for i in plan.order]
+        weights = torch.tensor([len(self.train_rows[d]) for d in order], dtype=updates.dtype)
+        return LocalUpdates(devices, order, updates, weights, time.perf_counter() - t0)
+
+    def run_round(self, round_number: int) -> RoundResult:
+        """Run round ``round_number`` (1-based) and make its model the global model."""
+        if self.driver is not None:
+            return self.driver.run_round(self, round_number)
+        local = self.train_devices(round_number)
+        t1 = time.perf_counter()
+        self.global_params = self.strategy.aggregate(
+            self.global_params, local.updates, local.weights
+        )
         t2 = time.perf_counter()
         metrics = self.evaluate()
         t3 = time.perf_counter()
         return RoundResult(
             round=round_number,
             global_params=self.global_params,
-            devices=devices,
+            devices=local.devices,
             metrics=metrics,
-            seconds=t3 - t0,
-            timings={"train": t1 - t0, "aggregate": t2 - t1, "evaluate": t3 - t2},
+            seconds=local.seconds + t3 - t1,
+            timings={"train": local.seconds, "aggregate": t2 - t1, "evaluate": t3 - t2},
         )

@@ -98,6 +98,14 @@ class RunFolder:
         ]
         _write_atomic(p, "".join(f"{line}\n" for line in keep))
 
+    def metrics(self) -> list[dict[str, Any]]:
+        """Every complete ``metrics.jsonl`` record, in order."""
+        p = self.path / "metrics.jsonl"
+        if not p.exists():
+            return []
+        records = (_parse(line) for line in p.read_text(encoding="utf-8").splitlines())
+        return [r for r in records if r is not None]
+
     def last_metrics(self) -> dict[str, Any]:
         """The last complete ``metrics.jsonl`` record (empty if there is none)."""
         p = self.path / "metrics.jsonl"

@@ -109,6 +109,8 @@ class Runner:
             self.folder.save_checkpoint(r, result.global_params, self.sim.strategy.state_dict())
             if listener is not None:
                 listener.on_round(last)
+        if self.sim.driver is not None:
+            self.sim.driver.close()
         return self.finish(last)
 
     def finish(self, last: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from fedledger.errors import ModelError
-from fedledger.report.metrics import binary_detection_metrics, classification_metrics
+from fedledger.report.metrics import metrics_from_confusion
 
-__all__ = ["ClassificationTask", "EvalData", "ReconstructionTask", "Task"]
+__all__ = ["ClassificationTask", "EvalData", "EvalStats", "ReconstructionTask", "Task"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -31,6 +31,43 @@ class EvalData:
     train_rows: Sequence[np.ndarray]
 
 
+@dataclass(frozen=True)
+class EvalStats:
+    """Additive evaluation statistics of one model on one slice of held-out data.
+
+    Statistics of disjoint slices add up (:meth:`__add__`) to the statistics of their union,
+    so validators that each evaluate their own slice can pool their results into exactly the
+    whole-split metrics (:meth:`Task.metrics`).
+
+    Attributes
+    ----------
+    confusion
+        ``C x C`` int64 counts, rows = true class, columns = predicted class.
+    sums
+        Named float64 sums (loss totals and their counts), added key by key.
+    """
+
+    confusion: np.ndarray
+    sums: dict[str, float]
+
+    def __add__(self, other: EvalStats) -> EvalStats:
+        return EvalStats(
+            self.confusion + other.confusion,
+            {k: self.sums[k] + other.sums[k] for k in self.sums},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (exact: integers and floats round-trip through JSON)."""
+        return {"confusion": self.confusion.tolist(), "sums": dict(sorted(self.sums.items()))}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EvalStats:
+        return cls(
+            np.asarray(obj["confusion"], dtype=np.int64),
+            {str(k): float(v) for k, v in obj["sums"].items()},
+        )
+
+
 _CHUNK = 1024  # rows per evaluation forward pass: bounds CNN activation memory
 
 
@@ -39,8 +76,19 @@ def _chunks(x: torch.Tensor, forward: Forward) -> torch.Tensor:
         return torch.cat([forward(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
 
 
+def _confusion(true: torch.Tensor, pred: torch.Tensor, n: int) -> np.ndarray:
+    flat = torch.bincount(true * n + pred, minlength=n * n)
+    counts: np.ndarray = flat.numpy().astype(np.int64).reshape(n, n)
+    return counts
+
+
 class Task(ABC):
-    """The objective devices minimise and the way a global model is scored."""
+    """The objective devices minimise and the way a global model is scored.
+
+    Scoring is split so it can be shared out: :meth:`context` holds what every evaluator
+    needs (e.g. a detection threshold from the devices' reports), :meth:`eval_stats` scores
+    one slice of held-out data, and :meth:`metrics` turns pooled statistics into metrics.
+    """
 
     name: str
 
@@ -52,9 +100,24 @@ class Task(ABC):
         """The subset of a device's rows it trains on (all of them by default)."""
         return rows
 
+    def context(self, forward: Forward, data: EvalData) -> dict[str, float]:
+        """Values every evaluator of this model needs (none by default)."""
+        return {}
+
     @abstractmethod
+    def eval_stats(
+        self, forward: Forward, x: torch.Tensor, y: torch.Tensor, context: dict[str, float]
+    ) -> EvalStats:
+        """Statistics of the model (``forward`` in eval mode) on the samples ``x, y``."""
+
+    @abstractmethod
+    def metrics(self, stats: EvalStats, context: dict[str, float]) -> dict[str, Any]:
+        """Metrics from (pooled) statistics."""
+
     def evaluate(self, forward: Forward, data: EvalData) -> dict[str, Any]:
-        """Metrics of the global model (``forward`` in eval mode) on the test split."""
+        """Metrics of the global model on the whole test split."""
+        context = self.context(forward, data)
+        return self.metrics(self.eval_stats(forward, data.x_test, data.y_test, context), context)
 
 
 class ClassificationTask(Task):
@@ -69,17 +132,25 @@ class ClassificationTask(Task):
     def per_sample_loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, y, reduction="none")
 
-    def evaluate(self, forward: Forward, data: EvalData) -> dict[str, Any]:
-        logits = _chunks(data.x_test, forward)
-        if logits.shape[-1] != len(self.classes):
+    def eval_stats(
+        self, forward: Forward, x: torch.Tensor, y: torch.Tensor, context: dict[str, float]
+    ) -> EvalStats:
+        n = len(self.classes)
+        logits = _chunks(x, forward)
+        if logits.shape[-1] != n:
             raise ModelError(
-                f"the model outputs {logits.shape[-1]} classes but the dataset has "
-                f"{len(self.classes)}"
+                f"the model outputs {logits.shape[-1]} classes but the dataset has {n}"
             )
-        loss = float(F.cross_entropy(logits, data.y_test))
-        pred = logits.argmax(dim=1).numpy()
-        metrics = classification_metrics(data.y_test.numpy(), pred, self.classes, self.benign_class)
-        return {"loss": loss, **metrics}
+        losses = F.cross_entropy(logits, y, reduction="none").double()
+        confusion = _confusion(y, logits.argmax(dim=1), n)
+        return EvalStats(confusion, {"loss": float(losses.sum()), "n": float(len(y))})
+
+    def metrics(self, stats: EvalStats, context: dict[str, float]) -> dict[str, Any]:
+        loss = stats.sums["loss"] / max(stats.sums["n"], 1.0)
+        return {
+            "loss": loss,
+            **metrics_from_confusion(stats.confusion, self.classes, self.benign_class),
+        }
 
 
 class ReconstructionTask(Task):
@@ -88,6 +159,8 @@ class ReconstructionTask(Task):
     Devices train on their benign rows only. The detection threshold is ``mean + k·std`` of the
     reconstruction error on the devices' benign training rows, combined from per-device sums
     (count, Σe, Σe²) rather than pooled errors. A test sample above the threshold is an attack.
+    The loss is the mean reconstruction error of benign test samples (of all test samples when
+    there are none).
     """
 
     name = "reconstruction"
@@ -106,7 +179,7 @@ class ReconstructionTask(Task):
     def _errors(self, forward: Forward, x: torch.Tensor) -> torch.Tensor:
         return _chunks(x, lambda b: ((forward(b) - b) ** 2).flatten(1).mean(dim=1))
 
-    def evaluate(self, forward: Forward, data: EvalData) -> dict[str, Any]:
+    def context(self, forward: Forward, data: EvalData) -> dict[str, float]:
         count, total, total_sq = 0, 0.0, 0.0
         for rows in data.train_rows:  # each device reports only its sums
             if len(rows) == 0:
@@ -117,9 +190,31 @@ class ReconstructionTask(Task):
             total_sq += float((e * e).sum())
         mean = total / max(count, 1)
         std = max(total_sq / max(count, 1) - mean * mean, 0.0) ** 0.5
-        threshold = mean + self.k * std
-        errors = self._errors(forward, data.x_test)
-        benign = data.y_test == self.benign_class
-        loss = float(errors[benign].mean()) if bool(benign.any()) else float(errors.mean())
-        metrics = binary_detection_metrics((~benign).numpy(), (errors > threshold).numpy())
-        return {"loss": loss, "threshold": threshold, **metrics}
+        return {"threshold": mean + self.k * std}
+
+    def eval_stats(
+        self, forward: Forward, x: torch.Tensor, y: torch.Tensor, context: dict[str, float]
+    ) -> EvalStats:
+        errors = self._errors(forward, x)
+        benign = y == self.benign_class
+        flagged = errors > context["threshold"]
+        confusion = _confusion((~benign).long(), flagged.long(), 2)
+        e = errors.double()
+        return EvalStats(
+            confusion,
+            {
+                "benign_loss": float(e[benign].sum()),
+                "benign_n": float(benign.sum()),
+                "all_loss": float(e.sum()),
+                "all_n": float(len(e)),
+            },
+        )
+
+    def metrics(self, stats: EvalStats, context: dict[str, float]) -> dict[str, Any]:
+        s = stats.sums
+        if s["benign_n"] > 0:
+            loss = s["benign_loss"] / s["benign_n"]
+        else:
+            loss = s["all_loss"] / max(s["all_n"], 1.0)
+        detection = metrics_from_confusion(stats.confusion, ("benign", "attack"), 0)
+        return {"loss": loss, "threshold": context["threshold"], **detection}

@@ -16,6 +16,7 @@ __all__ = [
     "final_section",
     "header_section",
     "image",
+    "ledger_section",
     "model_section",
     "per_class_section",
     "rounds_section",
@@ -96,6 +97,46 @@ def rounds_section(records: Sequence[dict[str, Any]], plot: str | None) -> list[
     ]
     header = ["round", "accuracy", "macro-F1", "loss", "seconds"]
     return [*lines, *table(header, rows), ""]
+
+
+def ledger_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Per round: was the model finalised by a validator quorum, envelopes accepted and
+    rejected (with reasons), votes, transactions and gas. Empty for runs without a ledger."""
+    rounds = [(r, r["ledger"]) for r in records if isinstance(r.get("ledger"), dict)]
+    if not rounds:
+        return []
+    failed = [number(r.get("round")) for r, led in rounds if not led.get("finalised")]
+    lines = ["## Ledger", ""]
+    if failed:
+        lines += [
+            f"> **Not finalised:** round(s) {', '.join(failed)} reached no validator quorum; "
+            "the previous global model stood and the metrics are those of that model.",
+            "",
+        ]
+    lines += [
+        "Every round was opened on chain, each gateway committed the Merkle root of the "
+        "envelopes it accepted, and validators voted on the re-derived model. "
+        "`fedledger audit` re-checks all of it; `fedledger ledger show` lists the chain's "
+        "records.",
+        "",
+    ]
+    rows = []
+    for r, led in rounds:
+        reasons = led.get("rejections") or {}
+        rejected = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "0"
+        rows.append(
+            [
+                number(r.get("round")),
+                "yes" if led.get("finalised") else "**no quorum**",
+                f"{led.get('votes', MISSING)}/{led.get('validators', MISSING)}",
+                number(led.get("accepted")),
+                rejected,
+                number(led.get("transactions")),
+                number(led.get("gas")),
+            ]
+        )
+    header = ["round", "finalised", "votes", "accepted", "rejected", "transactions", "gas"]
+    return [*lines, *table(header, rows, "rlrrlrr"), ""]
 
 
 def per_class_section(final: dict[str, Any], round_label: str, plot: str | None) -> list[str]:

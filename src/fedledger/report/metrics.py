@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["binary_detection_metrics", "classification_metrics"]
+__all__ = ["binary_detection_metrics", "classification_metrics", "metrics_from_confusion"]
 
 
 def classification_metrics(
@@ -78,7 +78,7 @@ def classification_metrics(
     if true.shape != pred.shape:
         raise ValueError(f"y_true has {true.size} labels but y_pred has {pred.size}")
     flat = np.bincount(true * n_classes + pred, minlength=n_classes * n_classes)
-    return _metrics_from_confusion(flat.reshape(n_classes, n_classes), classes, benign_class)
+    return metrics_from_confusion(flat.reshape(n_classes, n_classes), classes, benign_class)
 
 
 def binary_detection_metrics(
@@ -102,7 +102,7 @@ def binary_detection_metrics(
     return classification_metrics(true, pred, ("benign", "attack"), benign_class=0)
 
 
-def _metrics_from_confusion(
+def metrics_from_confusion(
     confusion: np.ndarray, classes: Sequence[str], benign_class: int | None
 ) -> dict[str, Any]:
     """The metrics of :func:`classification_metrics` from an ``n x n`` confusion matrix.

@@ -1,0 +1,140 @@
+"""A validator: re-derives the round's model from the accepted updates, scores it, votes.
+
+Every honest validator aggregates the same accepted updates with its own copy of the strategy,
+so all of them produce bit-identical parameters, the same deterministic safetensors blob and
+the same model digest (DESIGN.md, one round, step 4). Each evaluates the candidate on its own
+validation split — a disjoint slice of the held-out data — and commits the digest of those
+statistics with its vote; pooled, the slices' statistics give the whole split's metrics.
+
+A simulated Byzantine validator (``ledger.byzantine``) votes for another model digest
+(``wrong-model``) or for an accepted set that omits one committed gateway root
+(``wrong-set``); honest validators outvote it and the chain records its vote.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from fedledger.fl.params import ParamLayout
+from fedledger.fl.tasks import EvalStats, Task
+from fedledger.ledger.model_store import ModelStore, encode_tensors
+from fedledger.ledger.records import rewards_digest
+from fedledger.security.merkle import merkle_root
+from fedledger.strategies.base import Strategy
+
+__all__ = ["Ballot", "Validator", "accepted_digest", "metrics_digest"]
+
+NO_REWARDS = rewards_digest([], [])  # the empty rewards vector (incentives off)
+NO_QUOTE = bytes(32)  # quote digest when no enclave attests the aggregation
+
+
+def accepted_digest(roots: list[bytes]) -> bytes:
+    """The accepted set of a round: the Merkle root over the committed gateway roots, in
+    gateway order. Anyone can recompute it from the chain's commit events."""
+    return merkle_root(roots)
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def metrics_digest(
+    round_number: int, validator: str, model: bytes, stats: EvalStats, context: dict[str, float]
+) -> bytes:
+    """sha256 of a validator's evaluation record (what its vote commits to)."""
+    return hashlib.sha256(
+        canonical_json(
+            {
+                "round": round_number,
+                "validator": validator,
+                "model": model.hex(),
+                "stats": stats.to_json(),
+                "context": context,
+            }
+        )
+    ).digest()
+
+
+@dataclass
+class Ballot:
+    """What a validator derived for one round and the digests it votes for."""
+
+    validator: int
+    params: torch.Tensor
+    strategy: Strategy
+    model: bytes
+    accepted: bytes
+    metrics: bytes
+    stats: EvalStats
+    byzantine: str | None
+
+
+class Validator:
+    """One validator node.
+
+    Parameters
+    ----------
+    index
+        Validator number (``validator-<index>``).
+    x_val, y_val
+        Its own validation split.
+    byzantine
+        ``None`` for an honest validator, else ``"wrong-model"`` or ``"wrong-set"``.
+    """
+
+    def __init__(
+        self, index: int, x_val: torch.Tensor, y_val: torch.Tensor, byzantine: str | None
+    ) -> None:
+        self.index = index
+        self.name = f"validator-{index}"
+        self.x_val = x_val
+        self.y_val = y_val
+        self.byzantine = byzantine
+
+    def derive(
+        self,
+        round_number: int,
+        strategy: Strategy,
+        base: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        gateway_roots: list[bytes],
+        layout: ParamLayout,
+        store: ModelStore,
+    ) -> tuple[torch.Tensor, Strategy, bytes, bytes]:
+        """Aggregate with a private copy of ``strategy``; store the blob; return
+        ``(params, strategy copy, model digest, accepted digest)``."""
+        own = copy.deepcopy(strategy)
+        params = own.aggregate(base, updates, weights)
+        blob = encode_tensors(layout.unflatten(params))
+        model = bytes.fromhex(store.put(blob))
+        roots = gateway_roots
+        if self.byzantine == "wrong-set" and roots:
+            roots = roots[:-1]  # a set that was not what the gateways committed
+        if self.byzantine == "wrong-model":
+            # a blob nobody stored, different for each Byzantine validator (they do not collude)
+            model = hashlib.sha256(f"byzantine/{self.index}/".encode() + model).digest()
+        return params, own, model, accepted_digest(roots)
+
+    def evaluate(
+        self,
+        round_number: int,
+        model_digest: bytes,
+        params: torch.Tensor,
+        model: nn.Module,
+        layout: ParamLayout,
+        task: Task,
+        context: dict[str, float],
+    ) -> tuple[EvalStats, bytes]:
+        """Score the candidate on this validator's split; return stats and their digest."""
+        layout.load_into(model, params)
+        model.eval()
+        stats = task.eval_stats(model, self.x_val, self.y_val, context)
+        return stats, metrics_digest(round_number, self.name, model_digest, stats, context)

@@ -1,0 +1,1 @@
+"""The Vyper contracts (Registry, Rounds, Token), their committed artifacts and ABI helpers."""
