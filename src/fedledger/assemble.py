@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -97,7 +98,11 @@ def prepare_run(
         if resume:
             sim.driver = attach_ledger(sim, config, out, done)
         else:
-            sim.driver = deploy_ledger(sim, config, out)
+            try:
+                sim.driver = deploy_ledger(sim, config, out)
+            except BaseException:
+                shutil.rmtree(out, ignore_errors=True)  # a run that never started leaves nothing
+                raise
     return runner, done
 
 

@@ -141,6 +141,11 @@ class LedgerConfig(_Section):
     token_supply: int = Field(
         1_000_000_000, ge=0, description="tokens minted to the treasury at deployment"
     )
+    separate_process: bool = Field(
+        True,
+        description="run devices' signing, the gateways and the chain in a second process, "
+        "beside the validators",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LedgerConfig:

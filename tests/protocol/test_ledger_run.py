@@ -266,3 +266,31 @@ def test_transactions_per_round_do_not_grow_with_devices(tmp_path: Path) -> None
         rec = json.loads(lines(tmp_path / f"n{n}" / "metrics.jsonl")[0])["ledger"]
         counts.append(rec["transactions"])
     assert counts[0] == counts[1] == 1 + 2 + 3
+
+
+def test_the_network_in_this_process_gives_the_same_chain(finished: Path, tmp_path: Path) -> None:
+    local = run(tmp_path / "local", "ledger.separate_process=false")
+    assert (
+        local["model_sha256"] == json.loads((finished / "summary.json").read_text())["model_sha256"]
+    )
+    chain = (tmp_path / "local" / "ledger" / "chain.jsonl").read_bytes()
+    assert chain == (finished / "ledger" / "chain.jsonl").read_bytes()
+    assert audit_run(tmp_path / "local").ok
+
+
+def test_a_valid_envelope_from_an_unsampled_device_is_aggregated(tmp_path: Path) -> None:
+    cfg = load_config(None, [*CFG, "train.rounds=1", "train.clients_per_round=3"])
+    runner, _ = prepare_run(cfg, tmp_path / "run", data=make_dataset(n_clients=6))
+    proto = runner.sim.driver
+    assert isinstance(proto, LedgerProtocol)
+    sampled = runner.sim.sample_devices(1)
+    outsider = next(d for d in range(6) if d not in sampled)
+    payload = encode_f32(runner.sim.global_params.numpy() * 0 + 0.5)
+    env = seal_envelope(proto.people.devices[outsider], 1, 40, PLAIN_F32, payload, b"o" * 16)
+    proto.inbox = {proto.people.gateway_of[outsider]: [env.encode()]}
+    with_outsider = runner.run()
+    led = json.loads(lines(tmp_path / "run" / "metrics.jsonl")[0])["ledger"]
+    assert led["accepted"] == 4 and led["finalised"]
+    assert audit_run(tmp_path / "run").ok
+    alone, _ = prepare_run(cfg, tmp_path / "alone", data=make_dataset(n_clients=6))
+    assert alone.run()["model_sha256"] != with_outsider["model_sha256"]

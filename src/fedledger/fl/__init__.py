@@ -1,13 +1,13 @@
-"""Orchestration: local training, the round loop, and the run folder."""
+"""Orchestration: local training, the round loop, the run folder, and the ledger's round.
 
-from fedledger.fl.batched import StackedTrainer, VmapTrainer, stackable
-from fedledger.fl.engine import RoundResult, Simulation, make_trainer
-from fedledger.fl.params import ParamLayout
-from fedledger.fl.plan import BatchPlan, make_plan
-from fedledger.fl.run_folder import RunFolder
-from fedledger.fl.runner import Runner
-from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
-from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
+Names are imported lazily: the network side of a round (:mod:`fedledger.fl.network`) runs in
+a process of its own that needs neither torch nor the data loaders.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __all__ = [
     "BatchPlan",
@@ -27,3 +27,29 @@ __all__ = [
     "make_trainer",
     "stackable",
 ]
+
+_LAZY = {
+    "BatchPlan": "fedledger.fl.plan",
+    "ClassificationTask": "fedledger.fl.tasks",
+    "LocalTrainer": "fedledger.fl.trainers",
+    "ParamLayout": "fedledger.fl.params",
+    "ReconstructionTask": "fedledger.fl.tasks",
+    "RoundResult": "fedledger.fl.engine",
+    "RunFolder": "fedledger.fl.run_folder",
+    "Runner": "fedledger.fl.runner",
+    "SequentialTrainer": "fedledger.fl.trainers",
+    "Simulation": "fedledger.fl.engine",
+    "StackedTrainer": "fedledger.fl.batched",
+    "Task": "fedledger.fl.tasks",
+    "VmapTrainer": "fedledger.fl.batched",
+    "make_plan": "fedledger.fl.plan",
+    "make_trainer": "fedledger.fl.engine",
+    "stackable": "fedledger.fl.batched",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fedledger.fl' has no attribute {name!r}")
+    return getattr(import_module(module), name)

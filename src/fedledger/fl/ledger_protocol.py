@@ -16,17 +16,21 @@ This is DESIGN.md's "One round, as data" for ``ledger.backend = "embedded" | "rp
 
 Transactions per round: 1 + gateways + validators, whatever the number of devices.
 
+Steps 2 (signing) and 3 and the chain run in the :mod:`~fedledger.fl.network` (a second
+process by default). While it signs and checks the envelopes, the validators already derive
+and score the model from all of the round's updates; if a gateway refused any envelope they
+derive it again from the accepted ones, so what they vote for is the same either way.
+
 In the simulation every device downloads the same blob, so the fidelity check runs once per
-round on their behalf; the gateway's copy of the registry is read from the chain at start-up
+round on their behalf; the gateways' copy of the registry is read from the chain at start-up
 and updated whenever the authority changes a member's status.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -34,51 +38,51 @@ import torch
 from fedledger.config import LedgerConfig
 from fedledger.errors import FedledgerError, ModelFidelityError
 from fedledger.fl.engine import RoundResult, Simulation
-from fedledger.fl.gateway import Gateway, GatewayBatch, KeyStatus
 from fedledger.fl.ledger_records import LedgerRecords
-from fedledger.fl.validator import NO_QUOTE, NO_REWARDS, Ballot, Validator, accepted_digest
-from fedledger.ledger.client import LedgerClient, Receipt
+from fedledger.fl.network import Participants
+from fedledger.fl.tasks import EvalStats
+from fedledger.fl.validator import NO_QUOTE, NO_REWARDS, Validator, accepted_digest
 from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tensors
-from fedledger.security.envelope import seal_envelope
-from fedledger.security.identity import Identity
-from fedledger.security.merkle import verify_inclusion
-from fedledger.security.payload import PLAIN_F32, encode_f32
+from fedledger.strategies.base import Strategy
 
-__all__ = ["LedgerProtocol", "Participants"]
+__all__ = ["LedgerProtocol", "NetworkLike", "split_validation"]
+
+
+class NetworkLike(Protocol):
+    """What the protocol needs from the network side (in-process or a child process)."""
+
+    def open_round_async(self, r: int, base: str, config: str) -> None: ...
+
+    def seal_async(self) -> None: ...
+
+    def exchange_async(
+        self,
+        r: int,
+        updates: np.ndarray,
+        order: list[int],
+        n_samples: list[int],
+        extra: dict[int, list[bytes]],
+    ) -> None: ...
+
+    def collect(self) -> list[Any]: ...
+
+    def set_status(self, device: int, active: bool, r: int) -> list[dict[str, Any]]: ...
+
+    def vote(self, r: int, ballots: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
-class Participants:
-    """Everyone taking part, with their keys (derived from the run seed in a simulation).
+class _Derived:
+    """One validator's candidate: parameters, its strategy copy, model digest and scores."""
 
-    Attributes
-    ----------
-    devices
-        One Ed25519 identity per device, in device order.
-    gateway_of
-        Gateway index of each device.
-    gateways, validators
-        ``(identity, EVM account)`` per gateway and per validator.
-    """
-
-    devices: list[Identity]
-    gateway_of: list[int]
-    gateways: list[tuple[Identity, Any]]
-    validators: list[tuple[Identity, Any]]
-    authority: Any
-
-
-@dataclass
-class _Tally:
-    receipts: list[Receipt] = field(default_factory=list)
-
-    def add(self, receipt: Receipt) -> Receipt:
-        self.receipts.append(receipt)
-        return receipt
-
-    @property
-    def gas(self) -> int:
-        return sum(r.gas_used for r in self.receipts)
+    validator: Validator
+    params: torch.Tensor
+    strategy: Strategy
+    model: bytes
+    stats: EvalStats
+    metrics: bytes
 
 
 def split_validation(n_rows: int, n_validators: int, seed: int) -> list[np.ndarray]:
@@ -91,32 +95,28 @@ def split_validation(n_rows: int, n_validators: int, seed: int) -> list[np.ndarr
 class LedgerProtocol:
     """Runs rounds of a :class:`~fedledger.fl.engine.Simulation` through the ledger.
 
-    Built by :func:`fedledger.assemble.prepare_run`; the simulation's ``run_round`` delegates
-    here when a ledger is configured.
+    Built by :func:`fedledger.fl.ledger_setup.deploy_ledger`; the simulation's ``run_round``
+    delegates here when a ledger is configured.
     """
 
     def __init__(
         self,
         sim: Simulation,
-        client: LedgerClient,
+        network: NetworkLike,
         cfg: LedgerConfig,
         participants: Participants,
         records: LedgerRecords,
         config_digest: bytes,
         model_digest: bytes,
     ) -> None:
-        self.client = client
+        self.net = network
         self.cfg = cfg
         self.people = participants
         self.records = records
         self.store = ModelStore(records.store_dir)
         self.config_digest = config_digest
         self.model_digest = model_digest
-        self.seed = sim.train_cfg.seed
-        n_gateways = len(participants.gateways)
-        max_payload = int(cfg.max_payload_mb * 2**20)
-        self.gateways = [Gateway(g, sim.layout.total, max_payload) for g in range(n_gateways)]
-        slices = split_validation(len(sim.data.y_test), cfg.validators, self.seed)
+        slices = split_validation(len(sim.data.y_test), cfg.validators, sim.train_cfg.seed)
         n_honest = cfg.validators - cfg.byzantine
         self.validators = [
             Validator(
@@ -127,20 +127,18 @@ class LedgerProtocol:
             )
             for v, rows in enumerate(slices)
         ]
-        self.registry = {d.id: KeyStatus(d.public_key, True) for d in participants.devices}
         self.inbox: dict[int, list[bytes]] = {}  # extra envelopes for a gateway (tests, attacks)
 
     def close(self) -> None:
-        """Seal the last block and close the chain's log."""
-        self.client.backend.seal()
-        self.client.backend.close()
+        """Seal the last block, close the chain's log and stop the network process."""
+        self.net.collect()
+        self.net.close()
 
     # ---- authority actions ----------------------------------------------------------------
     def set_device_status(self, device: int, active: bool, round_number: int) -> None:
         """Revoke (or reactivate) a device on chain; gateways see it from the next envelope."""
-        ident = self.people.devices[device]
-        self.client.set_status(ident.id, 1 if active else 2, round=round_number)
-        self.registry[ident.id] = KeyStatus(ident.public_key, active)
+        self.net.collect()
+        self.net.set_status(device, active, round_number)
 
     # ---- model store ----------------------------------------------------------------------
     def fetch(self, sim: Simulation, digest: bytes) -> torch.Tensor:
@@ -158,12 +156,7 @@ class LedgerProtocol:
         return encode_tensors(sim.layout.unflatten(sim.global_params))
 
     # ---- one round ----------------------------------------------------------------------
-    def _nonce(self, round_number: int, device: int) -> bytes:
-        seed = f"fedledger/nonce/{self.seed}/{round_number}/{device}".encode()
-        return hashlib.sha256(seed).digest()[:16]
-
     def run_round(self, sim: Simulation, r: int) -> RoundResult:
-        tally = _Tally()
         timings: dict[str, float] = {}
         t = time.perf_counter()
         start = t
@@ -174,87 +167,88 @@ class LedgerProtocol:
             timings[name] = timings.get(name, 0.0) + now - t
             t = now
 
-        tally.add(self.client.open_round(r, self.model_digest, self.config_digest))
+        self.net.open_round_async(r, self.model_digest.hex(), self.config_digest.hex())
         base = self.fetch(sim, self.model_digest)
         if not torch.equal(base, sim.global_params):
             raise ModelFidelityError(
                 f"round {r}: the finalised model {self.model_digest.hex()} differs from the "
                 f"model in memory"
             )
-        lap("chain")
+        lap("fetch")
         local = sim.train_devices(r)
         timings["train"] = local.seconds
         t = time.perf_counter()
-
-        inbox: dict[int, list[bytes]] = {g: [] for g in range(len(self.gateways))}
-        updates = local.updates.detach().contiguous().numpy()
-        for k, d in enumerate(local.order):
-            env = seal_envelope(
-                self.people.devices[d],
-                r,
-                int(local.weights[k]),
-                PLAIN_F32,
-                encode_f32(updates[k]),
-                self._nonce(r, d),
-            )
-            inbox[self.people.gateway_of[d]].append(env.encode())
-        for g, extra in self.inbox.items():
-            inbox[g].extend(extra)
+        n_samples = [int(w) for w in local.weights]
+        self.net.exchange_async(
+            r, local.updates.detach().numpy(), local.order, n_samples, self.inbox
+        )
         self.inbox = {}
-        lap("sign")
-        batches = [gw.collect(r, inbox[gw.index], self.registry) for gw in self.gateways]
-        lap("gateway")
-        committed = [b for b in batches if b.accepted]
-        for b in committed:
-            tally.add(
-                self.client.commit(r, self.people.gateways[b.gateway][1], b.root, len(b.accepted))
-            )
-        lap("chain")
-        self._check_inclusion(r, committed)
-        roots = [b.root for b in committed]
-        ballots, context = self._validate(sim, r, committed, local.order, roots)
+        # while the network signs and checks, validators derive from all of the updates
+        rows = list(range(len(local.order)))
+        derived, context = self._derive(sim, r, local.updates, local.weights)
         lap("validate")
-        for ballot in ballots:
-            tally.add(
-                self.client.vote(
-                    r,
-                    self.people.validators[ballot.validator][1],
-                    ballot.model,
-                    ballot.accepted,
-                    NO_REWARDS,
-                    ballot.metrics,
-                    NO_QUOTE,
-                )
-            )
-        info = self.client.round_info(r)
-        self.client.backend.seal()
+        receipts: list[dict[str, Any]] = []
+        exchange: dict[str, Any] = {}
+        for result in self.net.collect():
+            if isinstance(result, list):
+                receipts += result
+            elif isinstance(result, dict):
+                exchange = result
+        receipts += exchange["receipts"]
+        batches = exchange["batches"]
+        lap("network")
+        accepted = [item for b in batches for item in b["accepted"]]
+        kept = sorted(item["row"] for item in accepted if item["row"] >= 0)
+        extra = [item for item in accepted if item["row"] < 0]
+        if not accepted:
+            raise FedledgerError(f"round {r}: no envelope was accepted by any gateway")
+        if kept != rows or extra:
+            updates, weights = self._accepted_updates(local.updates, local.weights, kept, extra)
+            derived, context = self._derive(sim, r, updates, weights)
+            lap("validate")
+        roots = [bytes.fromhex(b["root"]) for b in batches if b["accepted"]]
+        ballots = [
+            {
+                "validator": d.validator.index,
+                "model": d.model.hex(),
+                "accepted": d.validator.accepted_for(roots).hex(),
+                "rewards": NO_REWARDS.hex(),
+                "metrics": d.metrics.hex(),
+                "quote": NO_QUOTE.hex(),
+            }
+            for d in derived
+        ]
+        outcome = self.net.vote(r, ballots)
+        receipts += outcome["receipts"]
+        self.net.seal_async()
         lap("chain")
-        finalised = info.status == "finalised"
+        finalised = outcome["status"] == "finalised"
+        agree = [
+            d
+            for d, b in zip(derived, ballots, strict=True)
+            if finalised and (b["model"], b["accepted"]) == (outcome["model"], outcome["accepted"])
+        ]
         if finalised:
-            self._adopt(sim, info.model, ballots)
-            pooled = ballots[0].stats
-            for ballot in ballots[1:]:
-                pooled = pooled + ballot.stats
+            self._adopt(sim, bytes.fromhex(outcome["model"]), agree)
+            pooled = derived[0].stats
+            for d in derived[1:]:
+                pooled = pooled + d.stats
             metrics = sim.task.metrics(pooled, context)
         else:
             metrics = sim.evaluate()
         lap("evaluate")
-        record = self._record(r, batches, ballots, context, info, tally, finalised)
-        self.records.append_round(record, self._envelope_lines(r, committed))
+        record = self._record(r, batches, ballots, derived, context, outcome, receipts)
+        self.records.append_round(record, self._envelope_lines(r, batches))
         lap("records")
         metrics["ledger"] = {
             "finalised": finalised,
-            "accepted": sum(len(b.accepted) for b in batches),
-            "rejected": sum(len(b.rejected) for b in batches),
+            "accepted": len(accepted),
+            "rejected": sum(len(b["rejected"]) for b in batches),
             "rejections": _merge_reasons(batches),
-            "votes": sum(
-                1
-                for b in ballots
-                if finalised and (b.model, b.accepted) == (info.model, info.accepted)
-            ),
+            "votes": len(agree),
             "validators": len(ballots),
-            "transactions": len(tally.receipts),
-            "gas": tally.gas,
+            "transactions": len(receipts),
+            "gas": sum(int(x["gas"]) for x in receipts),
         }
         return RoundResult(
             round=r,
@@ -265,131 +259,106 @@ class LedgerProtocol:
             timings=timings,
         )
 
-    def _check_inclusion(self, r: int, committed: list[GatewayBatch]) -> None:
-        """Every device whose envelope was accepted verifies its Merkle inclusion proof."""
-        for b in committed:
-            assert b.tree is not None
-            n = len(b.accepted)
-            for i, env in enumerate(b.accepted):
-                if not verify_inclusion(env.digest(), i, n, b.tree.proof(i), b.root):
-                    raise FedledgerError(
-                        f"round {r}: device {env.header.device_id.hex()} cannot prove its "
-                        f"envelope is in gateway-{b.gateway}'s committed root"
-                    )
+    @staticmethod
+    def _accepted_updates(
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        kept: list[int],
+        extra: list[dict[str, Any]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The accepted rows in the trainer's order, then accepted envelopes from elsewhere."""
+        parts = [updates[kept]]
+        w = [weights[kept]]
+        for item in extra:
+            row = np.frombuffer(bytes.fromhex(item["update"]), dtype="<f4").astype(np.float32)
+            parts.append(torch.from_numpy(row.copy()).unsqueeze(0))
+            w.append(torch.tensor([float(item["n_samples"])], dtype=weights.dtype))
+        return torch.cat(parts), torch.cat(w)
 
-    def _validate(
-        self,
-        sim: Simulation,
-        r: int,
-        committed: list[GatewayBatch],
-        order: list[int],
-        roots: list[bytes],
-    ) -> tuple[list[Ballot], dict[str, float]]:
-        """Every validator derives, stores and scores the candidate."""
-        by_device: dict[bytes, tuple[np.ndarray, int]] = {}
-        for b in committed:
-            for env, update in zip(b.accepted, b.updates, strict=True):
-                by_device[env.header.device_id] = (update, env.header.n_samples)
-        # accepted updates in the trainer's order, so aggregation matches backend = "none"
-        rows = [
-            by_device[self.people.devices[d].id]
-            for d in order
-            if self.people.devices[d].id in by_device
-        ]
-        if not rows:
-            raise FedledgerError(f"round {r}: no envelope was accepted by any gateway")
-        updates = torch.from_numpy(np.stack([u for u, _ in rows]))
-        weights = torch.tensor([n for _, n in rows], dtype=updates.dtype)
-        derived = [
-            v.derive(
-                r, sim.strategy, sim.global_params, updates, weights, roots, sim.layout, self.store
-            )
+    def _derive(
+        self, sim: Simulation, r: int, updates: torch.Tensor, weights: torch.Tensor
+    ) -> tuple[list[_Derived], dict[str, float]]:
+        """Every validator derives, stores and scores the candidate from ``updates``."""
+        candidates = [
+            v.derive(sim.strategy, sim.global_params, updates, weights, sim.layout, self.store)
             for v in self.validators
         ]
         # the detection context (e.g. an anomaly threshold) comes from the devices' reports
-        sim.layout.load_into(sim.model, derived[0][0])
+        sim.layout.load_into(sim.model, candidates[0][0])
         sim.model.eval()
         context = sim.task.context(sim.model, sim.eval_data)
-        ballots: list[Ballot] = []
-        for v, (params, strategy, model, accepted) in zip(self.validators, derived, strict=True):
+        derived = []
+        for v, (params, strategy, model) in zip(self.validators, candidates, strict=True):
             stats, metrics = v.evaluate(r, model, params, sim.model, sim.layout, sim.task, context)
-            ballots.append(
-                Ballot(v.index, params, strategy, model, accepted, metrics, stats, v.byzantine)
-            )
-        return ballots, context
+            derived.append(_Derived(v, params, strategy, model, stats, metrics))
+        return derived, context
 
-    def _adopt(self, sim: Simulation, model: bytes, ballots: list[Ballot]) -> None:
+    def _adopt(self, sim: Simulation, model: bytes, agree: list[_Derived]) -> None:
         """Make the finalised model global, fetched from the store and checked by digest."""
         params = self.fetch(sim, model)
-        agreeing = [b for b in ballots if b.model == model]
-        if agreeing:  # the strategy state of a validator that derived the finalised model
-            sim.strategy = agreeing[0].strategy
+        if agree:  # the strategy state of a validator that derived the finalised model
+            sim.strategy = agree[0].strategy
         sim.global_params = params
         self.model_digest = model
 
     def _record(
         self,
         r: int,
-        batches: list[GatewayBatch],
-        ballots: list[Ballot],
+        batches: list[dict[str, Any]],
+        ballots: list[dict[str, Any]],
+        derived: list[_Derived],
         context: dict[str, float],
-        info: Any,
-        tally: _Tally,
-        finalised: bool,
+        outcome: dict[str, Any],
+        receipts: list[dict[str, Any]],
     ) -> dict[str, Any]:
+        finalised = outcome["status"] == "finalised"
         return {
             "round": r,
-            "base": info.base.hex(),
+            "base": outcome["base"],
             "config": self.config_digest.hex(),
             "gateways": [
                 {
-                    "gateway": b.gateway,
-                    "root": b.root.hex(),
-                    "count": len(b.accepted),
-                    "committed": bool(b.accepted),
-                    "rejected": [
-                        {"device": x.device, "reason": x.reason, "detail": x.detail}
-                        for x in b.rejected
-                    ],
+                    "gateway": b["gateway"],
+                    "root": b["root"],
+                    "count": len(b["accepted"]),
+                    "committed": bool(b["accepted"]),
+                    "rejected": b["rejected"],
                 }
                 for b in batches
             ],
-            "accepted": accepted_digest([b.root for b in batches if b.accepted]).hex(),
+            "accepted": accepted_digest(
+                [bytes.fromhex(b["root"]) for b in batches if b["accepted"]]
+            ).hex(),
             "votes": [
                 {
-                    "validator": b.validator,
-                    "model": b.model.hex(),
-                    "accepted": b.accepted.hex(),
-                    "metrics": b.metrics.hex(),
-                    "byzantine": b.byzantine,
-                    "stats": b.stats.to_json(),
+                    "validator": b["validator"],
+                    "model": b["model"],
+                    "accepted": b["accepted"],
+                    "metrics": b["metrics"],
+                    "byzantine": d.validator.byzantine,
+                    "stats": d.stats.to_json(),
                 }
-                for b in ballots
+                for b, d in zip(ballots, derived, strict=True)
             ],
             "context": context,
-            "status": info.status,
-            "model": info.model.hex() if finalised else None,
-            "transactions": [rc.tx_hash for rc in tally.receipts],
-            "gas": tally.gas,
+            "status": outcome["status"],
+            "model": outcome["model"] if finalised else None,
+            "transactions": [x["tx"] for x in receipts],
+            "gas": sum(int(x["gas"]) for x in receipts),
         }
 
-    def _envelope_lines(self, r: int, committed: list[GatewayBatch]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _envelope_lines(r: int, batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
-            {
-                "round": r,
-                "gateway": b.gateway,
-                "leaf": i,
-                "header": env.header.to_json(),
-                "signature": env.signature.hex(),
-            }
-            for b in committed
-            for i, env in enumerate(b.accepted)
+            {"round": r, "gateway": b["gateway"], "leaf": i, **env}
+            for b in batches
+            for i, env in enumerate(b["envelopes"])
         ]
 
 
-def _merge_reasons(batches: list[GatewayBatch]) -> dict[str, int]:
+def _merge_reasons(batches: list[dict[str, Any]]) -> dict[str, int]:
     total: dict[str, int] = {}
     for b in batches:
-        for reason, n in b.reasons().items():
-            total[reason] = total.get(reason, 0) + n
+        for x in b["rejected"]:
+            total[x["reason"]] = total.get(x["reason"], 0) + 1
     return dict(sorted(total.items()))

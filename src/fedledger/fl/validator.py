@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,7 +28,7 @@ from fedledger.ledger.records import rewards_digest
 from fedledger.security.merkle import merkle_root
 from fedledger.strategies.base import Strategy
 
-__all__ = ["Ballot", "Validator", "accepted_digest", "metrics_digest"]
+__all__ = ["NO_QUOTE", "NO_REWARDS", "Validator", "accepted_digest", "metrics_digest"]
 
 NO_REWARDS = rewards_digest([], [])  # the empty rewards vector (incentives off)
 NO_QUOTE = bytes(32)  # quote digest when no enclave attests the aggregation
@@ -62,20 +61,6 @@ def metrics_digest(
     ).digest()
 
 
-@dataclass
-class Ballot:
-    """What a validator derived for one round and the digests it votes for."""
-
-    validator: int
-    params: torch.Tensor
-    strategy: Strategy
-    model: bytes
-    accepted: bytes
-    metrics: bytes
-    stats: EvalStats
-    byzantine: str | None
-
-
 class Validator:
     """One validator node.
 
@@ -100,28 +85,29 @@ class Validator:
 
     def derive(
         self,
-        round_number: int,
         strategy: Strategy,
         base: torch.Tensor,
         updates: torch.Tensor,
         weights: torch.Tensor,
-        gateway_roots: list[bytes],
         layout: ParamLayout,
         store: ModelStore,
-    ) -> tuple[torch.Tensor, Strategy, bytes, bytes]:
-        """Aggregate with a private copy of ``strategy``; store the blob; return
-        ``(params, strategy copy, model digest, accepted digest)``."""
+    ) -> tuple[torch.Tensor, Strategy, bytes]:
+        """Aggregate with a private copy of ``strategy`` and store the blob; return
+        ``(params, strategy copy, model digest this validator votes for)``."""
         own = copy.deepcopy(strategy)
         params = own.aggregate(base, updates, weights)
-        blob = encode_tensors(layout.unflatten(params))
-        model = bytes.fromhex(store.put(blob))
-        roots = gateway_roots
-        if self.byzantine == "wrong-set" and roots:
-            roots = roots[:-1]  # a set that was not what the gateways committed
+        model = bytes.fromhex(store.put(encode_tensors(layout.unflatten(params))))
         if self.byzantine == "wrong-model":
             # a blob nobody stored, different for each Byzantine validator (they do not collude)
             model = hashlib.sha256(f"byzantine/{self.index}/".encode() + model).digest()
-        return params, own, model, accepted_digest(roots)
+        return params, own, model
+
+    def accepted_for(self, gateway_roots: list[bytes]) -> bytes:
+        """The accepted-set digest this validator votes for."""
+        roots = gateway_roots
+        if self.byzantine == "wrong-set" and roots:
+            roots = roots[:-1]  # a set that was not what the gateways committed
+        return accepted_digest(roots)
 
     def evaluate(
         self,

@@ -1,0 +1,217 @@
+"""Run :class:`~fedledger.fl.network.Network` in a second OS process.
+
+The child is ``python -m fedledger.fl.network_process``, reached only through its stdin and
+stdout. Each message is a frame: a 4-byte big-endian length, then the bytes. The parent sends a
+JSON request (``{"op": ..., ...}``), and for ``exchange`` a second frame with the updates as raw
+little-endian float32. The child answers each request in order with a JSON frame,
+``{"ok": result}`` or ``{"error": kind, "message": ...}``. Nothing is pickled.
+
+Requests whose answer the parent does not need at once (opening a round, sealing a
+block, signing and checking a round's envelopes) are sent ahead and their replies collected
+later, so the child works while the parent trains or validates.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from collections import deque
+from typing import IO, Any
+
+import numpy as np
+
+from fedledger.errors import CheckpointError, FedledgerError, LedgerError
+
+__all__ = ["NetworkProcess"]
+
+_ERRORS: dict[str, type[FedledgerError]] = {
+    "LedgerError": LedgerError,
+    "CheckpointError": CheckpointError,
+}
+
+
+def _write(stream: IO[bytes], data: bytes) -> None:
+    stream.write(struct.pack(">I", len(data)) + data)
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> bytes:
+    head = stream.read(4)
+    if len(head) < 4:
+        raise EOFError("the other side closed the pipe")
+    (size,) = struct.unpack(">I", head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the other side closed the pipe mid-message")
+    return data
+
+
+class _Conn:
+    def __init__(self, reader: IO[bytes], writer: IO[bytes]) -> None:
+        self.reader, self.writer = reader, writer
+
+    def recv_bytes(self) -> bytes:
+        return _read(self.reader)
+
+    def send_bytes(self, data: bytes) -> None:
+        _write(self.writer, data)
+
+
+def _serve(conn: _Conn) -> None:  # pragma: no cover - runs in the child process
+    from fedledger.fl.network import Network
+
+    net: Network | None = None
+    while True:
+        try:
+            request = json.loads(conn.recv_bytes())
+        except EOFError:
+            return
+        op = request["op"]
+        try:
+            if op == "start":
+                net, info = Network.start(request["spec"])
+                result: Any = info
+            elif net is None:
+                raise LedgerError(f"network not started before {op!r}")
+            elif op == "open_round":
+                result = net.open_round(request["r"], request["base"], request["config"])
+            elif op == "set_status":
+                result = net.set_status(request["device"], request["active"], request["r"])
+            elif op == "exchange":
+                raw = conn.recv_bytes()
+                rows, cols = request["shape"]
+                updates = np.frombuffer(raw, dtype="<f4").reshape(rows, cols)
+                extra = {int(g): [bytes.fromhex(x) for x in v] for g, v in request["extra"].items()}
+                result = net.exchange(
+                    request["r"], updates, request["order"], request["n_samples"], extra
+                )
+            elif op == "vote":
+                result = net.vote(request["r"], request["ballots"])
+            elif op == "seal":
+                net.seal()
+                result = None
+            elif op == "close":
+                net.close()
+                conn.send_bytes(json.dumps({"ok": None}).encode())
+                return
+            else:
+                raise LedgerError(f"unknown request {op!r}")
+            conn.send_bytes(json.dumps({"ok": result}).encode())
+        except Exception as exc:  # every failure goes back to the parent as one line
+            kind = type(exc).__name__ if isinstance(exc, FedledgerError) else "LedgerError"
+            message = str(exc) if isinstance(exc, FedledgerError) else f"{kind}: {exc}"
+            conn.send_bytes(json.dumps({"error": kind, "message": message}).encode())
+
+
+class NetworkProcess:
+    """A :class:`~fedledger.fl.network.Network` in a child process, with the same methods.
+
+    ``*_async`` methods send a request and return at once; the next call that needs an answer
+    first collects the outstanding replies (and raises the first error among them).
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "fedledger.fl.network_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._conn = _Conn(self._proc.stdout, self._proc.stdin)
+        self._pending: deque[str] = deque()
+        self.info: dict[str, Any] = self._call({"op": "start", "spec": spec})
+
+    def _send(self, request: dict[str, Any], payload: bytes | None = None) -> None:
+        self._conn.send_bytes(json.dumps(request).encode())
+        if payload is not None:
+            self._conn.send_bytes(payload)
+        self._pending.append(request["op"])
+
+    def _receive(self) -> Any:
+        op = self._pending.popleft()
+        try:
+            reply = json.loads(self._conn.recv_bytes())
+        except EOFError:
+            raise LedgerError(
+                f"the network process stopped during {op!r} (exit code {self._proc.poll()})"
+            ) from None
+        if "error" in reply:
+            raise _ERRORS.get(reply["error"], LedgerError)(reply["message"])
+        return reply["ok"]
+
+    def _drain(self) -> list[Any]:
+        return [self._receive() for _ in range(len(self._pending))]
+
+    def _call(self, request: dict[str, Any], payload: bytes | None = None) -> Any:
+        self._drain()
+        self._send(request, payload)
+        return self._receive()
+
+    # ---- the Network interface ------------------------------------------------------------
+    def open_round_async(self, r: int, base: str, config: str) -> None:
+        self._send({"op": "open_round", "r": r, "base": base, "config": config})
+
+    def seal_async(self) -> None:
+        self._send({"op": "seal"})
+
+    def collect(self) -> list[Any]:
+        """Replies of every request sent ahead, in order."""
+        return self._drain()
+
+    def set_status(self, device: int, active: bool, r: int) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            {"op": "set_status", "device": device, "active": active, "r": r}
+        )
+        return result
+
+    def exchange_async(
+        self,
+        r: int,
+        updates: np.ndarray,
+        order: list[int],
+        n_samples: list[int],
+        extra: dict[int, list[bytes]],
+    ) -> None:
+        data = np.ascontiguousarray(updates, dtype="<f4")
+        self._send(
+            {
+                "op": "exchange",
+                "r": r,
+                "shape": list(data.shape),
+                "order": order,
+                "n_samples": n_samples,
+                "extra": {str(g): [x.hex() for x in v] for g, v in extra.items()},
+            },
+            data.tobytes(),
+        )
+
+    def vote(self, r: int, ballots: list[dict[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call({"op": "vote", "r": r, "ballots": ballots})
+        return result
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            try:
+                self._call({"op": "close"})
+            finally:
+                self._stop()
+
+    def _stop(self) -> None:
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __del__(self) -> None:  # a run that failed part-way still stops its child
+        if getattr(self, "_proc", None) is not None and self._proc.poll() is None:
+            self._proc.kill()
+
+
+if __name__ == "__main__":  # pragma: no cover - the child process
+    _serve(_Conn(sys.stdin.buffer, sys.stdout.buffer))
