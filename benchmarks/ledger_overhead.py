@@ -31,7 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DEFAULT_NPZ = HERE.parent.parent / "shared" / "bench" / "w1_nslkdd.npz"
 RESULTS = HERE / "results"
-PHASES = ("fetch", "train", "validate", "network", "chain", "evaluate", "records")
+PHASES = ("fetch", "train", "sign", "validate", "network", "chain", "evaluate", "records")
 
 
 def fedledger() -> list[str]:

@@ -82,3 +82,9 @@ def test_oversize_wrong_size_and_garbage_are_refused() -> None:
     assert reasons(Gateway(0, P, 100), 1, [big]) == {"oversize": 1}
     assert reasons(Gateway(0, P, 1 << 20), 1, [big]) == {"malformed": 1}  # 64 values, not 8
     assert reasons(Gateway(0, P, 1 << 20), 1, [b"FLEV\x01garbage"]) == {"malformed": 1}
+
+
+def test_a_device_of_another_cluster_is_refused() -> None:
+    """One envelope cannot be counted by two gateways."""
+    elsewhere = {**REGISTRY, ALICE.id: KeyStatus(ALICE.public_key, True, gateway=1)}
+    assert reasons(Gateway(0, P, 1 << 20), 1, [env().encode()], elsewhere) == {"wrong-gateway": 1}

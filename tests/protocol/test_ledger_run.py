@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from fedledger.assemble import prepare_run
 from fedledger.audit import audit_run
 from fedledger.config import load_config
-from fedledger.errors import ModelFidelityError
+from fedledger.errors import FedledgerError, ModelFidelityError
 from fedledger.fl.ledger_protocol import LedgerProtocol
 from fedledger.security.envelope import seal_envelope
 from fedledger.security.identity import derive_identity
@@ -63,8 +64,12 @@ def test_the_ledger_changes_nothing_about_the_model(finished: Path, tmp_path: Pa
     assert record["ledger"]["accepted"] == 6 and record["ledger"]["rejected"] == 0
 
 
-def test_an_untouched_run_passes_every_check(finished: Path) -> None:
+def test_an_untouched_run_passes_every_check_and_the_audit_writes_nothing(
+    finished: Path,
+) -> None:
+    before = {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
     report = audit_run(finished)
+    assert before == {p: p.read_bytes() for p in finished.rglob("*") if p.is_file()}
     assert report.ok, [c.problems for c in report.checks]
     assert {c.name for c in report.checks} >= {
         "chain",
@@ -135,9 +140,83 @@ def _edit_config(d: Path) -> None:
     (d / "config.toml").write_text(text)
 
 
+def _drop_final_block_line(d: Path) -> None:
+    path = d / "ledger" / "chain.jsonl"
+    write_lines(path, lines(path)[:-1])
+
+
+def _edit_json(rel: str, edit: Callable[[dict], None]) -> Callable[[Path], None]:  # type: ignore[type-arg]
+    def tamper(d: Path) -> None:
+        obj = json.loads((d / rel).read_text())
+        edit(obj)
+        (d / rel).write_text(json.dumps(obj))
+
+    return tamper
+
+
+def _jsonl_line(rel: str, index: int, edit: Callable[[dict], None]) -> Callable[[Path], None]:  # type: ignore[type-arg]
+    def tamper(d: Path) -> None:
+        rows = lines(d / rel)
+        rec = json.loads(rows[index])
+        edit(rec)
+        rows[index] = json.dumps(rec)
+        write_lines(d / rel, rows)
+
+    return tamper
+
+
+def _duplicate_first_metrics_line(d: Path) -> None:
+    rows = lines(d / "metrics.jsonl")
+    fake = json.loads(rows[0])
+    fake["accuracy"] = 0.99
+    write_lines(d / "metrics.jsonl", [json.dumps(fake), *rows])
+
+
+def _extra_tensor(d: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(d / "model.safetensors")
+    tensors["backdoor"] = torch.ones(3)
+    save_file(tensors, d / "model.safetensors")
+
+
 @pytest.mark.parametrize(
     ("tamper", "check", "says"),
     [
+        (_drop_final_block_line, "chain", "no block line seals"),
+        (
+            _edit_json("summary.json", lambda s: s["final"].update(accuracy=0.99)),
+            "metrics",
+            "summary.json",
+        ),
+        (
+            _jsonl_line("metrics.jsonl", 0, lambda r: r.update(detection_rate=0.5)),
+            "metrics",
+            "detection_rate",
+        ),
+        (
+            _jsonl_line("metrics.jsonl", 1, lambda r: r["ledger"].update(finalised=False)),
+            "metrics",
+            "ledger.finalised",
+        ),
+        (_duplicate_first_metrics_line, "metrics", "a second line for round 1"),
+        (
+            _jsonl_line("ledger/rounds.jsonl", 1, lambda r: r.update(status="failed")),
+            "rounds",
+            "status",
+        ),
+        (
+            _jsonl_line("ledger/rounds.jsonl", 0, lambda r: r["gateways"][0].update(count=99)),
+            "rounds",
+            "counts differ",
+        ),
+        (
+            _edit_json("ledger/deployment.json", lambda d: d["members"][0].update(name="dev-x")),
+            "registry",
+            "does not have the id",
+        ),
+        (_edit_json("ledger/deployment.json", lambda d: d.update(quorum=1)), "registry", "quorum"),
+        (_extra_tensor, "models", "other tensors"),
         (_flip_blob, "models", "hashes to"),
         (_edit_metrics, "metrics", "accuracy is 0.999"),
         (_chain_edit("drop"), "chain", "chain.jsonl:"),
@@ -148,6 +227,16 @@ def _edit_config(d: Path) -> None:
         (_edit_config, "config", "config.toml was changed"),
     ],
     ids=[
+        "chain-cut",
+        "summary",
+        "detection-rate",
+        "ledger-entry",
+        "duplicate-line",
+        "round-status",
+        "commit-count",
+        "member-name",
+        "quorum",
+        "extra-tensor",
         "blob",
         "metrics",
         "chain-drop",
@@ -294,3 +383,30 @@ def test_a_valid_envelope_from_an_unsampled_device_is_aggregated(tmp_path: Path)
     assert audit_run(tmp_path / "run").ok
     alone, _ = prepare_run(cfg, tmp_path / "alone", data=make_dataset(n_clients=6))
     assert alone.run()["model_sha256"] != with_outsider["model_sha256"]
+
+
+def test_a_round_where_every_envelope_is_refused_keeps_the_model(tmp_path: Path) -> None:
+    cfg = load_config(None, [*CFG, "train.rounds=2"])
+    runner, _ = prepare_run(cfg, tmp_path / "run", data=make_dataset(n_clients=6))
+    proto = runner.sim.driver
+    assert isinstance(proto, LedgerProtocol)
+    for d in range(6):
+        proto.set_device_status(d, active=False, round_number=0)
+    start = runner.sim.global_params.clone()
+    runner.run()
+    records = [json.loads(x)["ledger"] for x in lines(tmp_path / "run" / "metrics.jsonl")]
+    assert all(r["accepted"] == 0 and r["rejections"] == {"revoked": 6} for r in records)
+    assert all(r["finalised"] for r in records)  # validators agree the model stays
+    assert torch.equal(runner.sim.global_params, start)
+    assert audit_run(tmp_path / "run").ok
+
+
+def test_diverged_training_is_named_and_the_network_process_stops(tmp_path: Path) -> None:
+    cfg = load_config(None, [*CFG, "train.lr=1e30"])
+    runner, _ = prepare_run(cfg, tmp_path / "run", data=make_dataset(n_clients=6))
+    proto = runner.sim.driver
+    assert isinstance(proto, LedgerProtocol)
+    with pytest.raises(FedledgerError, match=r"lower train\.lr"):
+        runner.run()
+    proc = proto.net._proc  # type: ignore[attr-defined]
+    assert proc.poll() is not None  # the child was stopped, not left behind

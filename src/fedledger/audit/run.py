@@ -15,6 +15,7 @@ A run on an ``rpc`` ledger is checked against the node at its URL instead of a r
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from fedledger.audit.checks import (
     check_metrics,
     check_models,
     check_registry,
+    check_rounds,
     check_token,
     check_votes,
 )
@@ -45,7 +47,12 @@ def _replay(
     backend = deployment.get("backend")
     try:
         if backend == "embedded":
-            chain = EmbeddedChain.replay(records.chain_log)
+            chain = EmbeddedChain.replay(records.chain_log, readonly=True)
+            if chain.unsealed:
+                check.fail(
+                    f"{records.chain_log} ends with {chain.unsealed} transaction(s) that no block "
+                    f"line seals: the log was cut, or the run stopped in the middle of a round"
+                )
             check.checked = chain.block_number()
             check.notes.append(
                 f"replayed {chain.block_number()} blocks; head {chain.latest_block_hash()}"
@@ -59,6 +66,21 @@ def _replay(
     except (LedgerError, OSError) as exc:
         check.fail(str(exc))
     return None
+
+
+def _transactions(records: LedgerRecords) -> dict[int, dict[str, int]]:
+    """Gas of every transaction in the (replayed, so verified) chain log, by round."""
+    out: dict[int, dict[str, int]] = {}
+    with records.chain_log.open("rb") as fh:
+        for raw in fh:
+            try:
+                line = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue  # the replay has already reported it
+            if isinstance(line, dict) and line.get("kind") == "tx":
+                r = int(line.get("round", 0))
+                out.setdefault(r, {})[str(line["tx_hash"])] = int(line.get("gas_used", 0))
+    return out
 
 
 def read_chain(client: LedgerClient) -> ChainView:
@@ -82,9 +104,13 @@ def read_chain(client: LedgerClient) -> ChainView:
         if client.paid(r):
             view.paid.add(r)
     view.members = {
-        m.id: {"role": m.role, "key": m.key, "status": m.status} for m in client.members()
+        m.id: {"role": m.role, "key": m.key, "cluster": m.cluster, "status": m.status}
+        for m in client.members()
     }
     view.quorum = client.quorum_needed()
+    view.quorum_setting = client.quorum_setting()
+    view.genesis_model = client.genesis_model()
+    view.chain_id = client.backend.chain_id
     view.treasury = client.treasury()
     view.total_supply = client.total_supply()
     view.balances = client.balances()
@@ -127,12 +153,14 @@ def audit_run(run_dir: Path) -> AuditReport:
         "quorum": chain.quorum,
         "members": len(chain.members),
     }
+    chain.txs = _transactions(records)
     report.checks += [
         check_config(run_dir, chain),
         check_registry(deployment, chain),
+        check_rounds(records, chain),
         check_envelopes(records, chain),
         check_votes(records, chain),
-        check_models(run_dir, chain),
+        check_models(run_dir, records, chain),
         check_metrics(run_dir, records, chain),
         check_token(chain),
     ]

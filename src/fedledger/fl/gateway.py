@@ -5,7 +5,8 @@ envelopes of its cluster's devices and accepts an envelope only if
 
 1. it decodes (known version, declared payload within the size limit, payload digest matches),
 2. its device is registered on the ledger and active (not revoked),
-3. the Ed25519 signature verifies under the registered key,
+3. the Ed25519 signature verifies under the registered key, and the device belongs to this
+   gateway's cluster (so one envelope cannot be counted by two gateways),
 4. it is bound to this round (an envelope replayed from another round is refused),
 5. its nonce was never seen before (a replay of an old envelope is refused),
 6. it is the device's first envelope this round (duplicates are refused),
@@ -37,6 +38,7 @@ class KeyStatus:
 
     public_key: bytes
     active: bool
+    gateway: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,10 @@ class Gateway:
             return Rejection(device, "revoked", "device was revoked by the authority")
         if not verify_envelope(env, member.public_key):
             return Rejection(device, "bad-signature", "signature does not verify")
+        if member.gateway != self.index:
+            return Rejection(
+                device, "wrong-gateway", f"device belongs to gateway-{member.gateway}'s cluster"
+            )
         if h.round != round_number:
             return Rejection(
                 device, "wrong-round", f"signed for round {h.round}, not {round_number}"

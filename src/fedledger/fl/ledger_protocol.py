@@ -16,8 +16,8 @@ This is DESIGN.md's "One round, as data" for ``ledger.backend = "embedded" | "rp
 
 Transactions per round: 1 + gateways + validators, whatever the number of devices.
 
-Steps 2 (signing) and 3 and the chain run in the :mod:`~fedledger.fl.network` (a second
-process by default). While it signs and checks the envelopes, the validators already derive
+Step 3 and the chain run in the :mod:`~fedledger.fl.network` (a second process by default).
+While it checks the envelopes and commits, the validators already derive
 and score the model from all of the round's updates; if a gateway refused any envelope they
 derive it again from the accepted ones, so what they vote for is the same either way.
 
@@ -39,10 +39,12 @@ from fedledger.config import LedgerConfig
 from fedledger.errors import FedledgerError, ModelFidelityError
 from fedledger.fl.engine import RoundResult, Simulation
 from fedledger.fl.ledger_records import LedgerRecords
-from fedledger.fl.network import Participants
+from fedledger.fl.network import Participants, device_nonce
 from fedledger.fl.tasks import EvalStats
 from fedledger.fl.validator import NO_QUOTE, NO_REWARDS, Validator, accepted_digest
 from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tensors
+from fedledger.security.envelope import seal_envelope
+from fedledger.security.payload import PLAIN_F32, encode_f32
 from fedledger.strategies.base import Strategy
 
 __all__ = ["LedgerProtocol", "NetworkLike", "split_validation"]
@@ -56,12 +58,7 @@ class NetworkLike(Protocol):
     def seal_async(self) -> None: ...
 
     def exchange_async(
-        self,
-        r: int,
-        updates: np.ndarray,
-        order: list[int],
-        n_samples: list[int],
-        extra: dict[int, list[bytes]],
+        self, r: int, inbox: dict[int, list[bytes]], rows: dict[tuple[bytes, bytes], int]
     ) -> None: ...
 
     def collect(self) -> list[Any]: ...
@@ -116,6 +113,7 @@ class LedgerProtocol:
         self.store = ModelStore(records.store_dir)
         self.config_digest = config_digest
         self.model_digest = model_digest
+        self.seed = sim.train_cfg.seed
         slices = split_validation(len(sim.data.y_test), cfg.validators, sim.train_cfg.seed)
         n_honest = cfg.validators - cfg.byzantine
         self.validators = [
@@ -178,11 +176,9 @@ class LedgerProtocol:
         local = sim.train_devices(r)
         timings["train"] = local.seconds
         t = time.perf_counter()
-        n_samples = [int(w) for w in local.weights]
-        self.net.exchange_async(
-            r, local.updates.detach().numpy(), local.order, n_samples, self.inbox
-        )
-        self.inbox = {}
+        inbox, envelope_rows = self._sign(r, local.updates, local.order, local.weights)
+        lap("sign")
+        self.net.exchange_async(r, inbox, envelope_rows)
         # while the network signs and checks, validators derive from all of the updates
         rows = list(range(len(local.order)))
         derived, context = self._derive(sim, r, local.updates, local.weights)
@@ -200,8 +196,12 @@ class LedgerProtocol:
         accepted = [item for b in batches for item in b["accepted"]]
         kept = sorted(item["row"] for item in accepted if item["row"] >= 0)
         extra = [item for item in accepted if item["row"] < 0]
-        if not accepted:
-            raise FedledgerError(f"round {r}: no envelope was accepted by any gateway")
+        reasons = _merge_reasons(batches)
+        if not accepted and reasons.get("non-finite", 0) >= len(rows) > 0:
+            raise FedledgerError(
+                f"round {r}: every device's update has NaN/Inf values (training diverged); "
+                f"lower train.lr"
+            )
         if kept != rows or extra:
             updates, weights = self._accepted_updates(local.updates, local.weights, kept, extra)
             derived, context = self._derive(sim, r, updates, weights)
@@ -230,21 +230,23 @@ class LedgerProtocol:
         ]
         if finalised:
             self._adopt(sim, bytes.fromhex(outcome["model"]), agree)
-            pooled = derived[0].stats
-            for d in derived[1:]:
+            # pooled over the validators whose vote carried the round (their slices)
+            pooled = agree[0].stats
+            for d in agree[1:]:
                 pooled = pooled + d.stats
             metrics = sim.task.metrics(pooled, context)
         else:
             metrics = sim.evaluate()
         lap("evaluate")
         record = self._record(r, batches, ballots, derived, context, outcome, receipts)
+        record["labels"] = sim.task.labels()
         self.records.append_round(record, self._envelope_lines(r, batches))
         lap("records")
         metrics["ledger"] = {
             "finalised": finalised,
             "accepted": len(accepted),
             "rejected": sum(len(b["rejected"]) for b in batches),
-            "rejections": _merge_reasons(batches),
+            "rejections": reasons,
             "votes": len(agree),
             "validators": len(ballots),
             "transactions": len(receipts),
@@ -258,6 +260,26 @@ class LedgerProtocol:
             seconds=time.perf_counter() - start,
             timings=timings,
         )
+
+    def _sign(
+        self, r: int, updates: torch.Tensor, order: list[int], weights: torch.Tensor
+    ) -> tuple[dict[int, list[bytes]], dict[tuple[bytes, bytes], int]]:
+        """Each device signs its update; returns what each gateway receives (plus anything in
+        :attr:`inbox`) and the row of each device's envelope, by ``(device id, nonce)``."""
+        inbox: dict[int, list[bytes]] = {g: [] for g in range(len(self.people.gateways))}
+        rows: dict[tuple[bytes, bytes], int] = {}
+        matrix = updates.detach().numpy()
+        for k, d in enumerate(order):
+            ident = self.people.devices[d]
+            nonce = device_nonce(self.seed, r, d)
+            payload = encode_f32(matrix[k])
+            env = seal_envelope(ident, r, int(weights[k]), PLAIN_F32, payload, nonce)
+            rows[(ident.id, nonce)] = k
+            inbox[self.people.gateway_of[d]].append(env.encode())
+        for g, extra in self.inbox.items():
+            inbox[g].extend(extra)
+        self.inbox = {}
+        return inbox, rows
 
     @staticmethod
     def _accepted_updates(
@@ -278,7 +300,8 @@ class LedgerProtocol:
     def _derive(
         self, sim: Simulation, r: int, updates: torch.Tensor, weights: torch.Tensor
     ) -> tuple[list[_Derived], dict[str, float]]:
-        """Every validator derives, stores and scores the candidate from ``updates``."""
+        """Every validator derives, stores and scores the candidate from ``updates`` (with no
+        accepted update, the candidate is the current model and the strategy state stays)."""
         candidates = [
             v.derive(sim.strategy, sim.global_params, updates, weights, sim.layout, self.store)
             for v in self.validators

@@ -1,14 +1,13 @@
-"""The network side of a round: devices' signatures, the gateways and the chain.
+"""The network side of a round: the gateways and the chain.
 
-In a deployment these run on other machines than the validators: every device signs its own
-envelope, each gateway is an edge box, and the chain is a set of nodes. The simulation keeps
-them together in :class:`Network`, which :class:`~fedledger.fl.network_process.NetworkProcess`
-can run in a second OS process (the default), so that signing, verification and the EVM work
-on the second core while the validators re-derive the round's model on the first.
+In a deployment these run on other machines than the validators: each gateway is an edge box
+and the chain is a set of nodes. The simulation keeps them together in :class:`Network`, which
+:class:`~fedledger.fl.network_process.NetworkProcess` can run in a second OS process (the
+default), so that envelope verification and the EVM work on the second core while the
+validators re-derive the round's model on the first.
 
 Everything :class:`Network` takes and returns is plain JSON-ready data (hex strings, ints,
-lists), plus the updates as one float32 array, so crossing the process boundary needs no
-pickle.
+lists) plus encoded envelopes, so crossing the process boundary needs no pickle.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from fedledger.errors import CheckpointError, FedledgerError, LedgerError
 from fedledger.fl.gateway import Gateway, KeyStatus
@@ -29,16 +26,15 @@ from fedledger.ledger.backends.embedded import EmbeddedChain
 from fedledger.ledger.backends.rpc import RpcChain
 from fedledger.ledger.client import LedgerClient
 from fedledger.ledger.records import Member
-from fedledger.security.envelope import seal_envelope
 from fedledger.security.identity import Identity, derive_identity
 from fedledger.security.merkle import verify_inclusion
-from fedledger.security.payload import PLAIN_F32, encode_f32
 
 __all__ = [
     "MAX_AUTO_GATEWAYS",
     "LocalNetwork",
     "Network",
     "Participants",
+    "device_nonce",
     "make_participants",
 ]
 
@@ -105,6 +101,12 @@ class Participants:
         return on_chain, listed
 
 
+def device_nonce(seed: int, r: int, device: int) -> bytes:
+    """The 16-byte nonce of a device's envelope (seeded in a simulation; a real device draws
+    it from ``os.urandom``)."""
+    return hashlib.sha256(f"fedledger/nonce/{seed}/{r}/{device}".encode()).digest()[:16]
+
+
 def make_participants(
     seed: int, device_names: list[str], clusters: list[str], gateways: int, validators: int
 ) -> Participants:
@@ -150,7 +152,10 @@ class Network:
         max_payload = int(float(spec["max_payload_mb"]) * 2**20)
         n_params = int(spec["n_params"])
         self.gateways = [Gateway(g, n_params, max_payload) for g in range(len(people.gateways))]
-        self.registry = {d.id: KeyStatus(d.public_key, True) for d in people.devices}
+        self.registry = {
+            d.id: KeyStatus(d.public_key, True, people.gateway_of[i])
+            for i, d in enumerate(people.devices)
+        }
 
     # ---- set-up ---------------------------------------------------------------------------
     @classmethod
@@ -170,9 +175,9 @@ class Network:
             client = cls._attach(spec, people, records, int(spec["done"]))
         net = cls(spec, people, client)
         revoked = {m.id for m in client.members() if m.role == "device" and m.status != "active"}
-        for ident in people.devices:  # revocations made before a restart still hold
+        for i, ident in enumerate(people.devices):  # revocations before a restart still hold
             if ident.id in revoked:
-                net.registry[ident.id] = KeyStatus(ident.public_key, False)
+                net.registry[ident.id] = KeyStatus(ident.public_key, False, people.gateway_of[i])
         return net, {
             "latest_model": client.latest_model().hex(),
             "contracts": client.addresses,
@@ -229,33 +234,18 @@ class Network:
     def set_status(self, device: int, active: bool, r: int) -> list[dict[str, Any]]:
         ident = self.people.devices[device]
         rc = self.client.set_status(ident.id, "active" if active else "revoked", round=r)
-        self.registry[ident.id] = KeyStatus(ident.public_key, active)
+        self.registry[ident.id] = KeyStatus(
+            ident.public_key, active, self.people.gateway_of[device]
+        )
         return [_receipt(rc)]
 
-    def _nonce(self, r: int, device: int) -> bytes:
-        return hashlib.sha256(f"fedledger/nonce/{self.seed}/{r}/{device}".encode()).digest()[:16]
-
     def exchange(
-        self,
-        r: int,
-        updates: np.ndarray,
-        order: list[int],
-        n_samples: list[int],
-        extra: dict[int, list[bytes]],
+        self, r: int, inbox: dict[int, list[bytes]], rows: dict[tuple[bytes, bytes], int]
     ) -> dict[str, Any]:
-        """Devices sign their rows of ``updates``; gateways check everything they receive
-        (plus ``extra`` envelopes) and commit; devices verify their inclusion proofs."""
-        inbox: dict[int, list[bytes]] = {g: [] for g in range(len(self.gateways))}
-        rows: dict[tuple[bytes, bytes], int] = {}
-        for k, d in enumerate(order):
-            ident = self.people.devices[d]
-            env = seal_envelope(
-                ident, r, n_samples[k], PLAIN_F32, encode_f32(updates[k]), self._nonce(r, d)
-            )
-            rows[(ident.id, env.header.nonce)] = k
-            inbox[self.people.gateway_of[d]].append(env.encode())
-        for g, raws in extra.items():
-            inbox[g].extend(raws)
+        """Gateways check the envelopes sent to them and commit; devices verify their inclusion
+        proofs. ``rows`` maps ``(device id, nonce)`` of the devices' own envelopes to their row
+        of the round's update matrix; the update of any other accepted envelope is returned."""
+        inbox = {g: list(inbox.get(g, [])) for g in range(len(self.gateways))}
         receipts: list[dict[str, Any]] = []
         batches: list[dict[str, Any]] = []
         for gw in self.gateways:
@@ -343,14 +333,9 @@ class LocalNetwork:
         self._results.append(None)
 
     def exchange_async(
-        self,
-        r: int,
-        updates: np.ndarray,
-        order: list[int],
-        n_samples: list[int],
-        extra: dict[int, list[bytes]],
+        self, r: int, inbox: dict[int, list[bytes]], rows: dict[tuple[bytes, bytes], int]
     ) -> None:
-        self._results.append(self.net.exchange(r, updates, order, n_samples, extra))
+        self._results.append(self.net.exchange(r, inbox, rows))
 
     def collect(self) -> list[Any]:
         results, self._results = self._results, []

@@ -2,25 +2,25 @@
 
 The child is ``python -m fedledger.fl.network_process``, reached only through its stdin and
 stdout. Each message is a frame: a 4-byte big-endian length, then the bytes. The parent sends a
-JSON request (``{"op": ..., ...}``), and for ``exchange`` a second frame with the updates as raw
-little-endian float32. The child answers each request in order with a JSON frame,
-``{"ok": result}`` or ``{"error": kind, "message": ...}``. Nothing is pickled.
+JSON request (``{"op": ..., ...}``), and for ``exchange`` a second frame with the round's
+encoded envelopes back to back (the request gives their sizes). The child answers each
+request in order with a JSON frame, ``{"ok": result}`` or ``{"error": kind, "message": ...}``.
+Nothing is pickled.
 
-Requests whose answer the parent does not need at once (opening a round, sealing a
-block, signing and checking a round's envelopes) are sent ahead and their replies collected
+Requests whose answer the parent does not need at once (opening a round, sealing a block,
+checking a round's envelopes and committing) are sent ahead and their replies collected
 later, so the child works while the parent trains or validates.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import struct
 import subprocess
 import sys
 from collections import deque
 from typing import IO, Any
-
-import numpy as np
 
 from fedledger.errors import CheckpointError, FedledgerError, LedgerError
 
@@ -80,13 +80,19 @@ def _serve(conn: _Conn) -> None:  # pragma: no cover - runs in the child process
             elif op == "set_status":
                 result = net.set_status(request["device"], request["active"], request["r"])
             elif op == "exchange":
-                raw = conn.recv_bytes()
-                rows, cols = request["shape"]
-                updates = np.frombuffer(raw, dtype="<f4").reshape(rows, cols)
-                extra = {int(g): [bytes.fromhex(x) for x in v] for g, v in request["extra"].items()}
-                result = net.exchange(
-                    request["r"], updates, request["order"], request["n_samples"], extra
-                )
+                blob = conn.recv_bytes()
+                inbox: dict[int, list[bytes]] = {}
+                at = 0
+                for g, sizes in request["sizes"].items():
+                    inbox[int(g)] = []
+                    for size in sizes:
+                        inbox[int(g)].append(blob[at : at + size])
+                        at += size
+                rows = {
+                    (bytes.fromhex(dev), bytes.fromhex(nonce)): int(row)
+                    for dev, nonce, row in request["rows"]
+                }
+                result = net.exchange(request["r"], inbox, rows)
             elif op == "vote":
                 result = net.vote(request["r"], request["ballots"])
             elif op == "seal":
@@ -167,25 +173,16 @@ class NetworkProcess:
         return result
 
     def exchange_async(
-        self,
-        r: int,
-        updates: np.ndarray,
-        order: list[int],
-        n_samples: list[int],
-        extra: dict[int, list[bytes]],
+        self, r: int, inbox: dict[int, list[bytes]], rows: dict[tuple[bytes, bytes], int]
     ) -> None:
-        data = np.ascontiguousarray(updates, dtype="<f4")
-        self._send(
-            {
-                "op": "exchange",
-                "r": r,
-                "shape": list(data.shape),
-                "order": order,
-                "n_samples": n_samples,
-                "extra": {str(g): [x.hex() for x in v] for g, v in extra.items()},
-            },
-            data.tobytes(),
-        )
+        sizes = {str(g): [len(x) for x in raws] for g, raws in inbox.items()}
+        request = {
+            "op": "exchange",
+            "r": r,
+            "sizes": sizes,
+            "rows": [[dev.hex(), nonce.hex(), row] for (dev, nonce), row in rows.items()],
+        }
+        self._send(request, b"".join(x for raws in inbox.values() for x in raws))
 
     def vote(self, r: int, ballots: list[dict[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = self._call({"op": "vote", "r": r, "ballots": ballots})
@@ -208,10 +205,17 @@ class NetworkProcess:
             self._proc.kill()
             self._proc.wait()
 
+    def kill(self) -> None:
+        """Stop the child at once (after an error: its chain log keeps every sealed round)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._stop()
+
     def __del__(self) -> None:  # a run that failed part-way still stops its child
         if getattr(self, "_proc", None) is not None and self._proc.poll() is None:
-            self._proc.kill()
+            self.kill()
 
 
 if __name__ == "__main__":  # pragma: no cover - the child process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _serve(_Conn(sys.stdin.buffer, sys.stdout.buffer))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from typing import Any, Protocol
 
@@ -92,26 +93,35 @@ class Runner:
         if listener is not None:
             listener.on_start(start_after + 1, self.rounds)
         last = self.folder.last_metrics() if start_after else {}
-        for r in range(start_after + 1, self.rounds + 1):
-            result = self.sim.run_round(r)
-            if not bool(torch.isfinite(result.global_params).all()):
-                knobs = (
-                    "train.lr or train.mu"
-                    if self.sim.train_cfg.algorithm == "fedprox"
-                    else "train.lr"
-                )
-                raise FedledgerError(
-                    f"round {r}: the global model has NaN/Inf parameters (training diverged); "
-                    f"lower {knobs}"
-                )
-            last = round_record(result)
-            self.folder.append_metrics(last)
-            self.folder.save_checkpoint(r, result.global_params, self.sim.strategy.state_dict())
-            if listener is not None:
-                listener.on_round(last)
-        if self.sim.driver is not None:
-            self.sim.driver.close()
+        driver = self.sim.driver
+        try:
+            for r in range(start_after + 1, self.rounds + 1):
+                last = self._round(r, listener)
+        except BaseException:
+            if driver is not None:  # stop the ledger's process; the first error is the one
+                with contextlib.suppress(Exception):
+                    driver.close()
+            raise
+        if driver is not None:
+            driver.close()
         return self.finish(last)
+
+    def _round(self, r: int, listener: RoundListener | None) -> dict[str, Any]:
+        result = self.sim.run_round(r)
+        if not bool(torch.isfinite(result.global_params).all()):
+            knobs = (
+                "train.lr or train.mu" if self.sim.train_cfg.algorithm == "fedprox" else "train.lr"
+            )
+            raise FedledgerError(
+                f"round {r}: the global model has NaN/Inf parameters (training diverged); "
+                f"lower {knobs}"
+            )
+        record = round_record(result)
+        self.folder.append_metrics(record)
+        self.folder.save_checkpoint(r, result.global_params, self.sim.strategy.state_dict())
+        if listener is not None:
+            listener.on_round(record)
+        return record
 
     def finish(self, last: dict[str, Any]) -> dict[str, Any]:
         """Write the final model and ``summary.json``; return the summary."""

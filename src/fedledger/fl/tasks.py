@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from fedledger.errors import ModelError
 from fedledger.report.metrics import metrics_from_confusion
 
-__all__ = ["ClassificationTask", "EvalData", "EvalStats", "ReconstructionTask", "Task"]
+__all__ = [
+    "ClassificationTask",
+    "EvalData",
+    "EvalStats",
+    "ReconstructionTask",
+    "Task",
+    "task_from_labels",
+]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -114,6 +121,10 @@ class Task(ABC):
     def metrics(self, stats: EvalStats, context: dict[str, float]) -> dict[str, Any]:
         """Metrics from (pooled) statistics."""
 
+    @abstractmethod
+    def labels(self) -> dict[str, Any]:
+        """What :func:`task_from_labels` needs to rebuild this task's :meth:`metrics`."""
+
     def evaluate(self, forward: Forward, data: EvalData) -> dict[str, Any]:
         """Metrics of the global model on the whole test split."""
         context = self.context(forward, data)
@@ -144,6 +155,9 @@ class ClassificationTask(Task):
         losses = F.cross_entropy(logits, y, reduction="none").double()
         confusion = _confusion(y, logits.argmax(dim=1), n)
         return EvalStats(confusion, {"loss": float(losses.sum()), "n": float(len(y))})
+
+    def labels(self) -> dict[str, Any]:
+        return {"task": self.name, "classes": list(self.classes), "benign": self.benign_class}
 
     def metrics(self, stats: EvalStats, context: dict[str, float]) -> dict[str, Any]:
         loss = stats.sums["loss"] / max(stats.sums["n"], 1.0)
@@ -210,6 +224,9 @@ class ReconstructionTask(Task):
             },
         )
 
+    def labels(self) -> dict[str, Any]:
+        return {"task": self.name, "classes": ["benign", "attack"], "benign": self.benign_class}
+
     def metrics(self, stats: EvalStats, context: dict[str, float]) -> dict[str, Any]:
         s = stats.sums
         if s["benign_n"] > 0:
@@ -218,3 +235,21 @@ class ReconstructionTask(Task):
             loss = s["all_loss"] / max(s["all_n"], 1.0)
         detection = metrics_from_confusion(stats.confusion, ("benign", "attack"), 0)
         return {"loss": loss, "threshold": context["threshold"], **detection}
+
+
+def task_from_labels(labels: dict[str, Any]) -> Task:
+    """The task whose :meth:`Task.labels` gave ``labels`` (enough for :meth:`Task.metrics`).
+
+    Raises
+    ------
+    ValueError
+        ``labels`` does not describe a task.
+    """
+    kind = labels.get("task")
+    benign = labels.get("benign")
+    if kind == "classification":
+        classes = [str(c) for c in labels["classes"]]
+        return ClassificationTask(classes, None if benign is None else int(benign))
+    if kind == "reconstruction" and benign is not None:
+        return ReconstructionTask(int(benign))
+    raise ValueError(f"unknown task {kind!r}")

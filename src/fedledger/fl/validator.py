@@ -45,9 +45,15 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def metrics_digest(
-    round_number: int, validator: str, model: bytes, stats: EvalStats, context: dict[str, float]
+    round_number: int,
+    validator: str,
+    model: bytes,
+    stats: EvalStats,
+    context: dict[str, float],
+    labels: dict[str, Any],
 ) -> bytes:
-    """sha256 of a validator's evaluation record (what its vote commits to)."""
+    """sha256 of a validator's evaluation record (what its vote commits to): the statistics,
+    the detection context, and the task's labels, from which the metrics follow."""
     return hashlib.sha256(
         canonical_json(
             {
@@ -56,6 +62,7 @@ def metrics_digest(
                 "model": model.hex(),
                 "stats": stats.to_json(),
                 "context": context,
+                "labels": labels,
             }
         )
     ).digest()
@@ -95,7 +102,7 @@ class Validator:
         """Aggregate with a private copy of ``strategy`` and store the blob; return
         ``(params, strategy copy, model digest this validator votes for)``."""
         own = copy.deepcopy(strategy)
-        params = own.aggregate(base, updates, weights)
+        params = own.aggregate(base, updates, weights) if len(updates) else base.clone()
         model = bytes.fromhex(store.put(encode_tensors(layout.unflatten(params))))
         if self.byzantine == "wrong-model":
             # a blob nobody stored, different for each Byzantine validator (they do not collude)
@@ -123,4 +130,7 @@ class Validator:
         layout.load_into(model, params)
         model.eval()
         stats = task.eval_stats(model, self.x_val, self.y_val, context)
-        return stats, metrics_digest(round_number, self.name, model_digest, stats, context)
+        digest = metrics_digest(
+            round_number, self.name, model_digest, stats, context, task.labels()
+        )
+        return stats, digest

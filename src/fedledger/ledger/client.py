@@ -363,6 +363,14 @@ class LedgerClient:
         """Number of the last opened round (0 before any)."""
         return int(self._rounds.view("last_round")[0])
 
+    def quorum_setting(self) -> int:
+        """The quorum the Rounds contract was deployed with (0 = ⌈2n/3⌉)."""
+        return int(self._rounds.view("quorum")[0])
+
+    def genesis_model(self) -> bytes:
+        """Digest of the initial model round 1 had to be opened on."""
+        return bytes(self._rounds.view("genesis_model")[0])
+
     def quorum_needed(self) -> int:
         """Identical votes needed now to finalise a round."""
         return int(self._rounds.view("quorum_needed")[0])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,13 +36,15 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def encode_tensors(tensors: Mapping[str, torch.Tensor]) -> bytes:
-    """Deterministic safetensors bytes of ``tensors`` (copied, contiguous, CPU)."""
+    """Deterministic safetensors bytes of ``tensors`` (copied, contiguous, CPU); their order
+    is kept in the metadata, so the flat parameter vector can be rebuilt from a blob."""
     plain = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    return save(plain, metadata={"fedledger": json.dumps({"format": _FORMAT})})
+    meta = json.dumps({"format": _FORMAT, "order": list(plain)})
+    return save(plain, metadata={"fedledger": meta})
 
 
 def decode_tensors(blob: bytes) -> dict[str, torch.Tensor]:
-    """The tensors of a blob written by :func:`encode_tensors`.
+    """The tensors of a blob written by :func:`encode_tensors`, in their original order.
 
     Raises
     ------
@@ -49,9 +52,15 @@ def decode_tensors(blob: bytes) -> dict[str, torch.Tensor]:
         The bytes are not a safetensors file.
     """
     try:
-        return dict(load(blob))
-    except (SafetensorError, ValueError) as exc:
+        tensors = dict(load(blob))
+        (size,) = struct.unpack("<Q", blob[:8])
+        header = json.loads(blob[8 : 8 + size])
+        order = json.loads(header.get("__metadata__", {}).get("fedledger", "{}")).get("order")
+    except (SafetensorError, ValueError, struct.error, AttributeError) as exc:
         raise ModelFidelityError(f"model blob is not a safetensors file: {exc}") from None
+    if isinstance(order, list) and sorted(order) == sorted(tensors):
+        return {name: tensors[name] for name in order}
+    return tensors
 
 
 def _check_digest(digest: str) -> str:

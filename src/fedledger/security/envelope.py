@@ -387,4 +387,8 @@ def seal_envelope(
         nonce=nonce,
         payload_length=len(payload),
     )
-    return Envelope(header, identity.sign(header.signing_message()), payload)
+    env = object.__new__(Envelope)  # the digest was just computed from this payload
+    object.__setattr__(env, "header", header)
+    object.__setattr__(env, "signature", identity.sign(header.signing_message()))
+    object.__setattr__(env, "payload", payload)
+    return env

@@ -81,6 +81,7 @@ class EmbeddedChain(ChainBackend):
     """
 
     name = "embedded"
+    unsealed: int = 0
 
     def __init__(
         self,
@@ -104,6 +105,7 @@ class EmbeddedChain(ChainBackend):
             alloc={a: str(b) for a, b in sorted(alloc.items())},
         )
         self._setup(genesis)
+        self.unsealed = 0
         if log_path is not None:
             self._writer = TxLogWriter.create(Path(log_path), self._genesis)
 
@@ -136,7 +138,9 @@ class EmbeddedChain(ChainBackend):
 
     # -- replay ----------------------------------------------------------------------------
     @classmethod
-    def replay(cls, log_path: str | Path, upto_round: int | None = None) -> EmbeddedChain:
+    def replay(
+        cls, log_path: str | Path, upto_round: int | None = None, *, readonly: bool = False
+    ) -> EmbeddedChain:
         """Rebuild a chain from its transaction log, checking every record, and keep logging.
 
         Parameters
@@ -147,6 +151,9 @@ class EmbeddedChain(ChainBackend):
             If given, stop before the first transaction tagged with a later round and cut the
             log file there (a torn last line from a crash is cut too); the chain then continues
             from that point, appending to the same file.
+        readonly
+            Check the log without ever writing to it (an audit): nothing is appended or cut,
+            and :attr:`unsealed` tells how many trailing transactions no block line sealed.
 
         Raises
         ------
@@ -190,7 +197,10 @@ class EmbeddedChain(ChainBackend):
                 chain._replay_block(where, record)
             else:
                 chain._replay_tx(where, record)
-        chain._writer = TxLogWriter.append_to(path, truncate_at=cut)
+        pending = chain._miner.pending
+        chain.unsealed = pending[2] if pending is not None else 0
+        if not readonly:
+            chain._writer = TxLogWriter.append_to(path, truncate_at=cut)
         return chain
 
     def _replay_tx(self, where: str, record: TxRecord) -> None:
