@@ -16,7 +16,7 @@ from fedledger.config import Config, config_digest
 from fedledger.fl.engine import Simulation
 from fedledger.fl.ledger_protocol import LedgerProtocol, NetworkLike
 from fedledger.fl.ledger_records import LedgerRecords
-from fedledger.fl.network import LocalNetwork, make_participants
+from fedledger.fl.network import LocalNetwork, Participants, make_participants
 from fedledger.fl.network_process import NetworkProcess
 from fedledger.ledger.model_store import ModelStore
 
@@ -66,18 +66,22 @@ def _start(spec: dict[str, Any], config: Config) -> tuple[NetworkLike, dict[str,
     return local, local.info
 
 
+def _participants(sim: Simulation, config: Config) -> Participants:
+    return make_participants(
+        config.train.seed,
+        list(sim.data.device_names),
+        list(sim.data.clusters),
+        config.ledger.gateways,
+        config.ledger.validators,
+    )
+
+
 def deploy_ledger(sim: Simulation, config: Config, run_dir: Path) -> LedgerProtocol:
     """A new ledger for a new run; returns the protocol the simulation runs rounds through."""
     records = LedgerRecords(run_dir)
     genesis = ModelStore(records.store_dir).put(LedgerProtocol.genesis_blob(sim))
     led = config.ledger
-    people = make_participants(
-        config.train.seed,
-        list(sim.data.device_names),
-        list(sim.data.clusters),
-        led.gateways,
-        led.validators,
-    )
+    people = _participants(sim, config)
     network, info = _start(_spec(sim, config, run_dir, genesis, None), config)
     _, listed = people.members()
     records.write_deployment(
@@ -107,13 +111,7 @@ def attach_ledger(sim: Simulation, config: Config, run_dir: Path, done: int) -> 
     records = LedgerRecords(run_dir)
     deployment = records.deployment()
     led = config.ledger
-    people = make_participants(
-        config.train.seed,
-        list(sim.data.device_names),
-        list(sim.data.clusters),
-        led.gateways,
-        led.validators,
-    )
+    people = _participants(sim, config)
     network, info = _start(_spec(sim, config, run_dir, deployment["genesis_model"], done), config)
     records.truncate(done)
     return LedgerProtocol(
