@@ -60,7 +60,10 @@ def _replay(
             return chain
         if backend == "rpc":
             rpc = RpcChain(str(deployment.get("url", "")))
-            check.notes.append(f"checked against the node at {deployment.get('url')}")
+            check.checked = rpc.verify_against_node(records.chain_log)
+            check.notes.append(
+                f"every logged transaction confirmed by the node at {deployment.get('url')}"
+            )
             return rpc
         check.fail(f"unknown ledger backend {backend!r} in ledger/deployment.json")
     except (LedgerError, OSError) as exc:
@@ -68,7 +71,7 @@ def _replay(
     return None
 
 
-def _transactions(records: LedgerRecords) -> dict[int, dict[str, int]]:
+def transactions_by_round(records: LedgerRecords) -> dict[int, dict[str, int]]:
     """Gas of every transaction in the (replayed, so verified) chain log, by round."""
     out: dict[int, dict[str, int]] = {}
     with records.chain_log.open("rb") as fh:
@@ -153,7 +156,7 @@ def audit_run(run_dir: Path) -> AuditReport:
         "quorum": chain.quorum,
         "members": len(chain.members),
     }
-    chain.txs = _transactions(records)
+    chain.txs = transactions_by_round(records)
     report.checks += [
         check_config(run_dir, chain),
         check_registry(deployment, chain),

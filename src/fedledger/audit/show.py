@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedledger.audit.run import open_ledger, read_chain
+from fedledger.audit.run import open_ledger, read_chain, transactions_by_round
 from fedledger.fl.ledger_records import LedgerRecords
 
 __all__ = ["ledger_summary"]
@@ -22,7 +22,7 @@ def ledger_summary(run_dir: Path) -> dict[str, Any]:
     backend, client = open_ledger(records, deployment)
     try:
         chain = read_chain(client)
-        gas = client.gas_by_round()
+        gas = {r: sum(txs.values()) for r, txs in transactions_by_round(records).items()}
     finally:
         backend.close()
     names: dict[bytes, str] = {

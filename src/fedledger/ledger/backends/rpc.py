@@ -280,15 +280,19 @@ class RpcChain(ChainBackend):
         """``eth_getBalance`` on the latest block."""
         return _int(self._rpc("eth_getBalance", [address, "latest"]))
 
-    def verify_against_node(self) -> int:
+    def verify_against_node(self, log_path: str | Path | None = None) -> int:
         """Re-fetch every logged transaction's receipt and block from the node and compare.
 
+        ``log_path`` defaults to this chain's own log (an auditor passes a run's log).
         Returns the number of records checked; raises ``LedgerError`` naming the first line
         whose block hash, gas or status the node does not confirm.
         """
-        if self._writer is None:
+        if log_path is not None:
+            path = Path(log_path)
+        elif self._writer is not None:
+            path = self._writer.path
+        else:
             raise LedgerError("verify_against_node: this chain keeps no log")
-        path = self._writer.path
         checked = 0
         for line in list(read_lines(path))[1:]:
             record = TxRecord.from_json(json.loads(line.text))
