@@ -8,6 +8,7 @@ fedledger. The CLI turns any ``FedledgerError`` into a one-line message and a no
 from __future__ import annotations
 
 __all__ = [
+    "AttestationError",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -18,6 +19,7 @@ __all__ = [
     "ModelError",
     "ModelFidelityError",
     "RegistryError",
+    "SecureAggregationError",
 ]
 
 
@@ -95,3 +97,12 @@ class ModelFidelityError(FedledgerError, ValueError):
 
 class LedgerError(FedledgerError, RuntimeError):
     """The ledger refused, reverted or could not be reached, or its transaction log is invalid."""
+
+
+class AttestationError(FedledgerError, ValueError):
+    """An enclave's quote is refused: bad signature, unregistered measurement or stale nonce."""
+
+
+class SecureAggregationError(FedledgerError, ValueError):
+    """A secure-aggregation round cannot proceed: bad parameters, a malformed or inconsistent
+    message, or too few surviving devices (Shamir shares) to unmask the sum."""
