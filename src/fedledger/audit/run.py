@@ -36,7 +36,7 @@ from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.ledger.backends.base import ChainBackend
 from fedledger.ledger.backends.embedded import EmbeddedChain
 from fedledger.ledger.backends.rpc import RpcChain
-from fedledger.ledger.client import LedgerClient
+from fedledger.ledger.reader import LedgerReader
 
 __all__ = ["audit_run"]
 
@@ -86,7 +86,7 @@ def transactions_by_round(records: LedgerRecords) -> dict[int, dict[str, int]]:
     return out
 
 
-def read_chain(client: LedgerClient) -> ChainView:
+def read_chain(client: LedgerReader) -> ChainView:
     """The replayed chain's state as plain data."""
     view = ChainView()
     last = client.last_round()
@@ -171,16 +171,19 @@ def audit_run(run_dir: Path) -> AuditReport:
     return report
 
 
-def _attach(backend: ChainBackend, deployment: dict[str, Any]) -> LedgerClient:
+def _attach(backend: ChainBackend, deployment: dict[str, Any]) -> LedgerReader:
+    """A reader on the run's contracts, checked to belong to the recorded authority (an
+    auditor holds no key, so it only reads)."""
     contracts = {str(k): str(v) for k, v in dict(deployment["contracts"]).items()}
-    authority: Any = _Authority(str(deployment["authority"]))
-    return LedgerClient.attach(backend, authority, contracts)
+    reader = LedgerReader(backend, contracts)
+    reader.check_authority(str(deployment["authority"]))
+    return reader
 
 
 def open_ledger(
     records: LedgerRecords, deployment: dict[str, Any]
-) -> tuple[ChainBackend, LedgerClient]:
-    """The run's chain (replayed, or its rpc node) and a read-only client on it.
+) -> tuple[ChainBackend, LedgerReader]:
+    """The run's chain (replayed, or its rpc node) and a reader on it.
 
     Raises
     ------
@@ -195,10 +198,3 @@ def open_ledger(
         return backend, _attach(backend, deployment)
     except (KeyError, TypeError, ValueError) as exc:
         raise LedgerError(f"ledger/deployment.json is incomplete: {exc}") from None
-
-
-class _Authority:
-    """Stands in for the authority's account when only reading (an auditor has no key)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address

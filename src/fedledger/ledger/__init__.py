@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from fedledger.ledger.backends import BACKENDS, ChainBackend, EmbeddedChain, RpcChain
     from fedledger.ledger.backends.base import Receipt, TransactionReverted
     from fedledger.ledger.client import LedgerClient
+    from fedledger.ledger.reader import LedgerReader
     from fedledger.ledger.contracts.abi import Event
     from fedledger.ledger.records import (
         CommitRecord,
@@ -32,6 +33,7 @@ __all__ = [
     "EmbeddedChain",
     "Event",
     "LedgerClient",
+    "LedgerReader",
     "Member",
     "Receipt",
     "RoundInfo",
@@ -51,6 +53,7 @@ _WHERE = {
     "Receipt": "backends.base",
     "TransactionReverted": "backends.base",
     "LedgerClient": "client",
+    "LedgerReader": "reader",
     "Event": "contracts.abi",
     "CommitRecord": "records",
     "Member": "records",

@@ -1,0 +1,144 @@
+"""Checks of the reported metrics against the anchored evaluations and the chain."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from fedledger.audit.checks.common import ChainView, guarded, round_records, validator_names
+from fedledger.audit.report import Check
+from fedledger.fl.ledger_records import LedgerRecords
+from fedledger.fl.tasks import EvalStats, task_from_labels
+
+__all__ = ["check_metrics"]
+
+
+_UNANCHORED = {"round", "seconds", "clients", "timings", "ledger"}
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, float) and isinstance(got, int | float):
+        return math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-15)
+    if isinstance(want, dict) and isinstance(got, dict):
+        return set(got) == set(want) and all(_same(got[k], want[k]) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want, strict=True))
+    return bool(got == want)
+
+
+def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Check:
+    """metrics.jsonl equals what the agreeing validators' anchored evaluations give, and its
+    ``ledger`` entries equal the chain's."""
+
+    def body(c: Check) -> None:
+        recorded = round_records(records, Check("", ""))
+        lines: dict[int, tuple[int, dict[str, Any]]] = {}
+        for number, raw in enumerate(
+            (run_dir / "metrics.jsonl").read_bytes().decode("utf-8", "replace").splitlines(), 1
+        ):
+            try:
+                obj = json.loads(raw)
+                r = obj["round"]
+                if not isinstance(r, int):
+                    raise ValueError(r)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                c.fail(f"metrics.jsonl line {number} is not a round record")
+                continue
+            if r in lines:
+                c.fail(f"metrics.jsonl line {number}: a second line for round {r}")
+                continue
+            lines[r] = (number, obj)
+        for r in sorted(set(lines) - set(chain.rounds)):
+            c.fail(f"metrics.jsonl line {lines[r][0]}: round {r} is not on the chain")
+        standing: dict[str, Any] | None = None  # metrics of the last finalised model
+        for r, info in sorted(chain.rounds.items()):
+            if r not in lines:
+                c.fail(f"metrics.jsonl has no line for round {r}")
+                continue
+            number, obj = lines[r]
+            where = f"metrics.jsonl line {number} (round {r})"
+            c.checked += 1
+            agree = chain.agreeing(r)
+            _check_ledger_entry(where, obj.get("ledger"), r, info, agree, chain, recorded, c)
+            if info["status"] == "finalised":
+                rec = recorded[r]
+                names = {f"validator-{v['validator']}": v for v in rec["votes"]}
+                ids = validator_names(records.deployment())
+                pooled: EvalStats | None = None
+                for vote in agree:
+                    stats = EvalStats.from_json(names[ids[vote[0]]]["stats"])
+                    pooled = stats if pooled is None else pooled + stats
+                if pooled is None:
+                    c.fail(f"round {r}: no agreeing evaluation to derive metrics from")
+                    continue
+                standing = task_from_labels(rec["labels"]).metrics(pooled, rec["context"])
+            if standing is None:
+                c.notes.append(f"round {r}: metrics of the initial model are not anchored")
+                continue
+            shown = {k: v for k, v in obj.items() if k not in _UNANCHORED}
+            for key in sorted(set(shown) | set(standing)):
+                if not _same(shown.get(key), standing.get(key)):
+                    c.fail(
+                        f"{where}: {key} is {shown.get(key)!r}, the validators' anchored "
+                        f"evaluations give {standing.get(key)!r}"
+                    )
+        _check_summary(run_dir, lines, c)
+
+    return guarded(
+        Check("metrics", "metrics.jsonl matches the validators' evaluations anchored on chain"),
+        body,
+    )
+
+
+def _check_summary(run_dir: Path, lines: dict[int, tuple[int, dict[str, Any]]], c: Check) -> None:
+    """summary.json's final metrics are those of the last metrics.jsonl line."""
+    path = run_dir / "summary.json"
+    if not path.is_file() or not lines:
+        return
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    last = lines[max(lines)][1]
+    final = summary["final"]
+    for key in sorted(set(final) | {k for k in last if k not in ("per_class", "confusion")}):
+        if not _same(final.get(key), last.get(key)):
+            c.fail(
+                f"summary.json: final {key} is {final.get(key)!r}, metrics.jsonl says "
+                f"{last.get(key)!r}"
+            )
+    if summary.get("rounds") != max(lines):
+        c.fail(f"summary.json: rounds is {summary.get('rounds')!r}, metrics.jsonl has {max(lines)}")
+
+
+def _check_ledger_entry(
+    where: str,
+    entry: Any,
+    r: int,
+    info: dict[str, Any],
+    agree: list[Any],
+    chain: ChainView,
+    recorded: dict[int, dict[str, Any]],
+    c: Check,
+) -> None:
+    if not isinstance(entry, dict):
+        c.fail(f"{where}: no ledger entry")
+        return
+    rec = recorded.get(r, {})
+    rejected = [x for g in rec.get("gateways", []) for x in g.get("rejected", [])]
+    reasons: dict[str, int] = {}
+    for x in rejected:
+        reasons[x["reason"]] = reasons.get(x["reason"], 0) + 1
+    txs = chain.txs.get(r, {})
+    expected = {
+        "finalised": info["status"] == "finalised",
+        "votes": len(agree),
+        "validators": len(chain.votes.get(r, [])),
+        "accepted": sum(count for _, _, count in chain.commits.get(r, [])),
+        "transactions": len(txs),
+        "gas": sum(txs.values()),
+        "rejected": len(rejected),
+        "rejections": dict(sorted(reasons.items())),
+    }
+    for key, want in expected.items():
+        if entry.get(key) != want:
+            c.fail(f"{where}: ledger.{key} is {entry.get(key)!r}, the ledger says {want!r}")
