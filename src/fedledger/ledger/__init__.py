@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from fedledger.ledger.backends import BACKENDS, ChainBackend, EmbeddedChain, RpcChain
     from fedledger.ledger.backends.base import Receipt, TransactionReverted
     from fedledger.ledger.client import LedgerClient
-    from fedledger.ledger.reader import LedgerReader
     from fedledger.ledger.contracts.abi import Event
+    from fedledger.ledger.reader import LedgerReader
     from fedledger.ledger.records import (
         CommitRecord,
         Member,
