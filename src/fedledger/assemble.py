@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,7 +19,10 @@ from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
 from fedledger.models import MODELS, create_model
 from fedledger.strategies import STRATEGIES, create_strategy
 
-__all__ = ["build_simulation", "build_task", "prepare_run"]
+if TYPE_CHECKING:
+    from fedledger.fl.secure import SecureAggregator
+
+__all__ = ["build_secure", "build_simulation", "build_task", "prepare_run"]
 
 
 def build_task(config: Config, data: FederatedDataset) -> Task:
@@ -63,7 +67,42 @@ def build_simulation(
     y = torch.from_numpy(data.y_train[:2])
     trainer = make_trainer(config.train.engine, model, task, x, y)
     strategy = create_strategy(config.strategy)
-    return Simulation(data, model, task, trainer, strategy, config.train)
+    sim = Simulation(data, model, task, trainer, strategy, config.train)
+    sim.secure = build_secure(config, sim)
+    return sim
+
+
+def build_secure(config: Config, sim: Simulation) -> SecureAggregator | None:
+    """The ``[security]`` mode for ``sim`` (``None`` for ``none``); starts its enclave, if any."""
+    sec = config.security
+    mode = sec.secure_aggregation
+    if mode == "none":
+        return None
+    from fedledger.fl.secure import SecureContext, make_secure
+
+    if mode in ("secagg+", "ckks"):
+        if not getattr(STRATEGIES[config.strategy.name], "averaging", False):
+            raise ConfigError(
+                "security.secure_aggregation",
+                f"{mode} reveals only the sum of the updates, but strategy "
+                f"{config.strategy.name!r} needs each update; use enclave, or an averaging "
+                f"strategy (fedavg, fedavgm, fedadam)",
+            )
+        eligible = sum(1 for rows in sim.train_rows if len(rows))
+        if eligible < 2 or config.train.clients_per_round == 1:
+            raise ConfigError(
+                "train.clients_per_round",
+                f"{mode} needs at least 2 devices per round (a sum of one update is the update)",
+            )
+    ctx = SecureContext(
+        seed=config.train.seed,
+        names=sim.layout.names,
+        sizes=sim.layout.sizes,
+        security=sec,
+        strategy=config.strategy,
+        max_weight=sec.max_weight or max(len(rows) for rows in sim.train_rows),
+    )
+    return make_secure(ctx)
 
 
 def prepare_run(

@@ -29,6 +29,7 @@ __all__ = [
     "DataConfig",
     "LedgerConfig",
     "ModelConfig",
+    "SecurityConfig",
     "StrategyConfig",
     "TrainConfig",
     "config_digest",
@@ -96,16 +97,26 @@ class TrainConfig(_Section):
 class StrategyConfig(_Section):
     """``[strategy]``: how the server combines device updates."""
 
-    name: str = Field("fedavg", description="fedavg, fedavgm or fedadam")
+    name: str = Field("fedavg", description="fedavg, fedavgm, fedadam, median or krum")
     server_lr: float | None = Field(
         None,
         gt=0,
-        description="server learning rate; default 1.0 (fedavg, fedavgm), 0.01 (fedadam)",
+        description="server learning rate; default 1.0 (fedavg, fedavgm, median, krum), "
+        "0.01 (fedadam)",
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM server momentum")
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.99, ge=0, lt=1)
     tau: float = Field(1e-3, gt=0, description="FedAdam adaptivity")
+    byzantine: int = Field(
+        0,
+        ge=0,
+        description="krum: assumed number f of malicious devices per round "
+        "(0 = as many as Krum tolerates, (n - 3) // 2)",
+    )
+    krum_select: int = Field(
+        1, ge=1, description="krum: rows averaged (1 = Krum, more = Multi-Krum)"
+    )
 
 
 class LedgerConfig(_Section):
@@ -160,6 +171,57 @@ class LedgerConfig(_Section):
         return self
 
 
+class SecurityConfig(_Section):
+    """``[security]``: how updates are protected on their way to the aggregate.
+
+    ``none`` sends plain updates. ``enclave`` seals each update to an attested enclave
+    (simulated: a separate process with software keys, not hardware-protected) that opens them,
+    runs the strategy (robust ones included) and releases only the aggregate. ``secagg+`` masks
+    updates pairwise (Bell et al. 2020) so the aggregator learns only their sum. ``ckks``
+    encrypts updates under the enclave's CKKS key; ciphertexts are summed and only the sum is
+    decrypted. ``secagg+`` and ``ckks`` reveal only the sum, so they work with the averaging
+    strategies (fedavg, fedavgm, fedadam) only.
+    """
+
+    secure_aggregation: Literal["none", "enclave", "secagg+", "ckks"] = Field(
+        "none", description="none, enclave, secagg+ or ckks"
+    )
+    max_weight: int = Field(
+        0,
+        ge=0,
+        description="secagg+/ckks: the sample count that weighs 1 in the protected sum "
+        "(0 = the largest device's); a device's update is scaled by n_samples / max_weight",
+    )
+    secagg_neighbours: int = Field(
+        0, ge=0, description="secagg+: degree k of the communication graph (0 = ~2 log2 n)"
+    )
+    secagg_threshold: int = Field(
+        0, ge=0, description="secagg+: Shamir threshold t (0 = a majority of the k neighbours)"
+    )
+    secagg_clip: float = Field(
+        1.0, gt=0, description="secagg+: scaled updates are clipped to [-clip, clip]"
+    )
+    secagg_bits: int = Field(
+        16, ge=2, le=30, description="secagg+: fixed-point bits per value (32-bit ring)"
+    )
+    secagg_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="secagg+: simulated fraction of each round's devices that drop out after "
+        "sharing keys (their masks are rebuilt from Shamir shares)",
+    )
+    ckks_poly_degree: Literal[4096, 8192, 16384] = Field(
+        8192, description="ckks: ring dimension N (a ciphertext holds N/2 values)"
+    )
+    ckks_scale_bits: int = Field(40, ge=20, le=50, description="ckks: log2 of the encoding scale")
+    ckks_layers: list[str] = Field(
+        default_factory=list,
+        description='ckks: parameter names to encrypt (e.g. ["net.0.weight"]); the rest is '
+        "sent in clear; empty = encrypt everything",
+    )
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -168,6 +230,7 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
 
 def _parse_value(text: str) -> Any:

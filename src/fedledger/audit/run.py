@@ -5,10 +5,12 @@
    fails here, naming its line).
 2. Read the replayed chain's state (registry, rounds, commits, votes, token) and check the run
    folder against it: **config**, **registry**, **envelopes** (signatures and Merkle roots),
-   **votes** (quorum, accepted sets, each vote's evaluation evidence), **models** (every
-   finalised blob hashes to its digest; the final model is the last finalised one),
-   **metrics** (``metrics.jsonl`` equals the pooled anchored evaluations) and **token**
-   (conservation).
+   **votes** (quorum, accepted sets, each vote's evaluation evidence), **secure** (with secure
+   aggregation: each vote's attestation quote, anchored with it, and each round's enclave
+   transcript, whose inputs are the committed envelopes and whose output is the finalised
+   model; the simulated enclave is labelled as such), **models** (every finalised blob hashes
+   to its digest; the final model is the last finalised one), **metrics** (``metrics.jsonl``
+   equals the pooled anchored evaluations) and **token** (conservation).
 
 A run on an ``rpc`` ledger is checked against the node at its URL instead of a replay.
 """
@@ -27,6 +29,7 @@ from fedledger.audit.checks import (
     check_models,
     check_registry,
     check_rounds,
+    check_secure,
     check_token,
     check_votes,
 )
@@ -101,9 +104,9 @@ def read_chain(client: LedgerReader) -> ChainView:
             "rewards": info.rewards,
         }
         view.commits[r] = [(c.gateway, c.root, c.count) for c in client.commits(r)]
-        view.votes[r] = [
-            (v.validator, v.model, v.accepted, v.rewards, v.metrics) for v in client.votes(r)
-        ]
+        votes = client.votes(r)
+        view.votes[r] = [(v.validator, v.model, v.accepted, v.rewards, v.metrics) for v in votes]
+        view.quotes[r] = [(v.validator, v.quote) for v in votes]
         if client.paid(r):
             view.paid.add(r)
     view.members = {
@@ -163,6 +166,7 @@ def audit_run(run_dir: Path) -> AuditReport:
         check_rounds(records, chain),
         check_envelopes(records, chain),
         check_votes(records, chain),
+        check_secure(run_dir, records, chain, client.measurement_ok),
         check_models(run_dir, records, chain),
         check_metrics(run_dir, records, chain),
         check_token(chain),

@@ -73,6 +73,19 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
+    mode = cfg.security.secure_aggregation
+    if mode != "none":
+        where = {
+            "enclave": "updates sealed to an attested enclave",
+            "secagg+": "pairwise-masked updates, only their sum revealed",
+            "ckks": "CKKS-encrypted updates, only their sum decrypted",
+        }[mode]
+        label = (
+            "" if mode == "secagg+" else " [yellow](simulated enclave: not hardware-protected)[/]"
+        )
+        console.print(
+            f"secure aggregation [bold]{mode}[/]: {where}{label}", highlight=False, soft_wrap=True
+        )
     if data.nonfinite:
         console.print(
             f"[yellow]warning:[/] {data.nonfinite} NaN/Inf feature values were replaced by 0",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from fedledger.fl.tasks import EvalData, Task
 from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
 from fedledger.strategies.base import Strategy
 
+if TYPE_CHECKING:
+    from fedledger.fl.secure.base import SecureAggregator, SecureOutcome
+
 __all__ = [
     "LocalUpdates",
     "RoundDriver",
@@ -27,6 +30,7 @@ __all__ = [
     "Simulation",
     "make_trainer",
     "round_rng",
+    "secure_summary",
 ]
 
 
@@ -172,6 +176,8 @@ class Simulation:
         )
         self.global_params = self.layout.flatten(dict(model.named_parameters())).detach().clone()
         self.driver: RoundDriver | None = None
+        self.secure: SecureAggregator | None = None
+        """The secure-aggregation mode (``None``: plain updates)."""
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -223,11 +229,19 @@ class Simulation:
             return self.driver.run_round(self, round_number)
         local = self.train_devices(round_number)
         t1 = time.perf_counter()
-        self.global_params = self.strategy.aggregate(
-            self.global_params, local.updates, local.weights
-        )
+        secure: dict[str, Any] | None = None
+        if self.secure is None:
+            self.global_params = self.strategy.aggregate(
+                self.global_params, local.updates, local.weights
+            )
+        else:
+            outcome = self.protected_round(round_number, local)
+            self.global_params, self.strategy = outcome.params, outcome.strategy
+            secure = secure_summary(self.secure.mode, outcome)
         t2 = time.perf_counter()
         metrics = self.evaluate()
+        if secure is not None:
+            metrics["secure"] = secure
         t3 = time.perf_counter()
         return RoundResult(
             round=round_number,
@@ -237,3 +251,41 @@ class Simulation:
             seconds=local.seconds + t3 - t1,
             timings={"train": local.seconds, "aggregate": t2 - t1, "evaluate": t3 - t2},
         )
+
+    def protected_round(self, round_number: int, local: LocalUpdates) -> SecureOutcome:
+        """Without a ledger: every device protects its update, the aggregator aggregates."""
+        from fedledger.fl.secure.base import Submission
+
+        assert self.secure is not None
+        weights = [int(w) for w in local.weights]
+        self.secure.begin_round(round_number, local.order, weights)
+        matrix = local.updates.detach().numpy()
+        submissions = []
+        for k, d in enumerate(local.order):
+            payload = self.secure.protect(round_number, k, matrix[k])
+            if payload is not None:
+                submissions.append(Submission(d, payload, weights[k]))
+        return self.secure.aggregate(round_number, self.global_params, self.strategy, submissions)
+
+    def close(self) -> None:
+        """Stop the ledger's network process and the enclave, if any."""
+        try:
+            if self.driver is not None:
+                self.driver.close()
+        finally:
+            if self.secure is not None:
+                self.secure.close()
+
+
+def secure_summary(mode: str, outcome: SecureOutcome) -> dict[str, Any]:
+    """The per-round ``secure`` entry of ``metrics.jsonl``: mode, counts, refusal reasons."""
+    reasons: dict[str, int] = {}
+    for reason in outcome.rejected.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    small = {k: v for k, v in outcome.evidence.items() if isinstance(v, int)}
+    return {
+        "mode": mode,
+        "aggregated": len(outcome.accepted),
+        "refused": dict(sorted(reasons.items())),
+        **small,
+    }

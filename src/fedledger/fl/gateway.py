@@ -10,7 +10,9 @@ envelopes of its cluster's devices and accepts an envelope only if
 4. it is bound to this round (an envelope replayed from another round is refused),
 5. its nonce was never seen before (a replay of an old envelope is refused),
 6. it is the device's first envelope this round (duplicates are refused),
-7. a ``plain-f32`` payload holds exactly the model's parameter count of finite floats.
+7. its payload is of the round's scheme: a ``plain-f32`` payload holds exactly the model's
+   parameter count of finite floats; a protected payload (sealed, masked or encrypted, which
+   the gateway cannot read) has the scheme's exact size where that is fixed.
 
 The digests of the accepted envelopes are the leaves of an RFC 6962 Merkle tree whose root the
 gateway commits in one transaction; each device gets its inclusion proof.
@@ -57,7 +59,7 @@ class GatewayBatch:
     gateway: int
     round: int
     accepted: list[Envelope] = field(default_factory=list)
-    updates: list[np.ndarray] = field(default_factory=list)
+    updates: list[np.ndarray | None] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     tree: MerkleTree | None = None
 
@@ -80,12 +82,25 @@ class Gateway:
         Length of a plain update vector (the model's parameter count).
     max_payload
         Largest payload in bytes.
+    scheme
+        The envelope scheme of the run (``plain-f32`` or a secure-aggregation mode's).
+    payload_size
+        Exact size of a protected payload, if the scheme fixes it.
     """
 
-    def __init__(self, index: int, n_params: int, max_payload: int) -> None:
+    def __init__(
+        self,
+        index: int,
+        n_params: int,
+        max_payload: int,
+        scheme: str = PLAIN_F32,
+        payload_size: int | None = None,
+    ) -> None:
         self.index = index
         self.n_params = n_params
         self.max_payload = max_payload
+        self.scheme = scheme
+        self.payload_size = payload_size
         self._nonces: set[tuple[bytes, bytes]] = set()
 
     def collect(
@@ -116,7 +131,7 @@ class Gateway:
         raw: bytes,
         registry: Mapping[bytes, KeyStatus],
         seen: set[bytes],
-    ) -> tuple[Envelope, np.ndarray] | Rejection:
+    ) -> tuple[Envelope, np.ndarray | None] | Rejection:
         try:
             env = Envelope.decode(raw, max_payload=self.max_payload)
         except EnvelopeError as exc:
@@ -142,8 +157,17 @@ class Gateway:
             return Rejection(device, "replayed-nonce", "nonce already used by this device")
         if h.device_id in seen:
             return Rejection(device, "duplicate", "second envelope from the device this round")
-        if h.scheme != PLAIN_F32:
-            return Rejection(device, "unknown-scheme", f"scheme {h.scheme!r}")
+        if h.scheme != self.scheme:
+            return Rejection(
+                device, "unknown-scheme", f"scheme {h.scheme!r}, this run uses {self.scheme!r}"
+            )
+        if self.scheme != PLAIN_F32:
+            size = len(env.payload)
+            if self.payload_size is not None and size != self.payload_size:
+                return Rejection(
+                    device, "malformed", f"{size} payload bytes, expected {self.payload_size}"
+                )
+            return env, None
         try:
             update = decode_f32(env.payload, self.n_params)
         except EnvelopeError as exc:

@@ -29,6 +29,7 @@ and updated whenever the authority changes a member's status.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,12 +38,14 @@ import torch
 
 from fedledger.config import LedgerConfig
 from fedledger.errors import FedledgerError, ModelFidelityError
-from fedledger.fl.engine import RoundResult, Simulation
+from fedledger.fl.engine import RoundResult, Simulation, secure_summary
 from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.fl.network import Participants, device_nonce
+from fedledger.fl.secure.base import Submission, round_nonce
 from fedledger.fl.tasks import EvalStats
 from fedledger.fl.validator import NO_QUOTE, NO_REWARDS, Validator, accepted_digest
 from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tensors
+from fedledger.security.enclave.quote import Quote
 from fedledger.security.envelope import seal_envelope
 from fedledger.security.payload import PLAIN_F32, encode_f32
 from fedledger.strategies.base import Strategy
@@ -176,13 +179,17 @@ class LedgerProtocol:
         local = sim.train_devices(r)
         timings["train"] = local.seconds
         t = time.perf_counter()
-        inbox, envelope_rows = self._sign(r, local.updates, local.order, local.weights)
+        payloads = self._protect(sim, r, local.updates, local.order, local.weights)
+        scheme = PLAIN_F32 if sim.secure is None else sim.secure.scheme
+        lap("protect")
+        inbox, envelope_rows = self._sign(r, local.order, local.weights, payloads, scheme)
         lap("sign")
         self.net.exchange_async(r, inbox, envelope_rows)
-        # while the network signs and checks, validators derive from all of the updates
-        rows = list(range(len(local.order)))
-        derived, context = self._derive(sim, r, local.updates, local.weights)
-        lap("validate")
+        rows = [k for k, payload in enumerate(payloads) if payload is not None]
+        if sim.secure is None:
+            # while the network checks and commits, validators derive from all of the updates
+            derived, context = self._derive(sim, r, local.updates, local.weights)
+            lap("validate")
         receipts: list[dict[str, Any]] = []
         exchange: dict[str, Any] = {}
         for result in self.net.collect():
@@ -197,15 +204,34 @@ class LedgerProtocol:
         kept = sorted(item["row"] for item in accepted if item["row"] >= 0)
         extra = [item for item in accepted if item["row"] < 0]
         reasons = _merge_reasons(batches)
-        if not accepted and reasons.get("non-finite", 0) >= len(rows) > 0:
-            raise FedledgerError(
-                f"round {r}: every device's update has NaN/Inf values (training diverged); "
-                f"lower train.lr"
-            )
-        if kept != rows or extra:
-            updates, weights = self._accepted_updates(local.updates, local.weights, kept, extra)
-            derived, context = self._derive(sim, r, updates, weights)
+        secure: dict[str, Any] | None = None
+        if sim.secure is None:
+            _check_finite(r, accepted, reasons, len(rows))
+            if kept != rows or extra:
+                updates, weights = self._accepted_updates(local.updates, local.weights, kept, extra)
+                derived, context = self._derive(sim, r, updates, weights)
+                lap("validate")
+        else:
+            submissions = [
+                Submission(local.order[item["row"]], payload, int(item["n_samples"]))
+                if item["row"] >= 0 and (payload := payloads[item["row"]]) is not None
+                else Submission(-1, bytes.fromhex(item["payload"]), int(item["n_samples"]))
+                for item in sorted(accepted, key=_trainer_order)
+            ]
+            protected = sim.secure.aggregate(r, sim.global_params, sim.strategy, submissions)
+            refused: dict[str, int] = {}
+            for why in protected.rejected.values():
+                refused[why] = refused.get(why, 0) + 1
+            _check_finite(r, protected.accepted, refused, len(rows))
+            secure = {
+                **secure_summary(sim.secure.mode, protected),
+                "rejected": {str(i): why for i, why in sorted(protected.rejected.items())},
+                "evidence": protected.evidence,
+            }
+            lap("aggregate")
+            derived, context = self._publish(sim, r, protected.params, protected.strategy)
             lap("validate")
+        quotes = self._attest(sim, r)
         roots = [bytes.fromhex(b["root"]) for b in batches if b["accepted"]]
         ballots = [
             {
@@ -214,9 +240,9 @@ class LedgerProtocol:
                 "accepted": d.validator.accepted_for(roots).hex(),
                 "rewards": NO_REWARDS.hex(),
                 "metrics": d.metrics.hex(),
-                "quote": NO_QUOTE.hex(),
+                "quote": (Quote.decode(q).digest() if q else NO_QUOTE).hex(),
             }
-            for d in derived
+            for d, q in zip(derived, quotes, strict=True)
         ]
         outcome = self.net.vote(r, ballots)
         receipts += outcome["receipts"]
@@ -240,6 +266,10 @@ class LedgerProtocol:
         lap("evaluate")
         record = self._record(r, batches, ballots, derived, context, outcome, receipts)
         record["labels"] = sim.task.labels()
+        if secure is not None:
+            record["secure"] = secure
+            for vote, q in zip(record["votes"], quotes, strict=True):
+                vote["quote"] = q.hex() if q else None
         self.records.append_round(record, self._envelope_lines(r, batches))
         lap("records")
         metrics["ledger"] = {
@@ -252,6 +282,10 @@ class LedgerProtocol:
             "transactions": len(receipts),
             "gas": sum(int(x["gas"]) for x in receipts),
         }
+        if secure is not None:
+            metrics["secure"] = {
+                k: v for k, v in secure.items() if k not in ("rejected", "evidence")
+            }
         return RoundResult(
             round=r,
             global_params=sim.global_params,
@@ -261,19 +295,37 @@ class LedgerProtocol:
             timings=timings,
         )
 
+    @staticmethod
+    def _protect(
+        sim: Simulation, r: int, updates: torch.Tensor, order: list[int], weights: torch.Tensor
+    ) -> list[bytes | None]:
+        """Each device's payload: its plain float32 update, or with a secure-aggregation mode
+        its protected update (``None`` for a device that drops out)."""
+        matrix = updates.detach().numpy()
+        if sim.secure is None:
+            return [encode_f32(row) for row in matrix]
+        sim.secure.begin_round(r, order, [int(w) for w in weights])
+        return [sim.secure.protect(r, k, matrix[k]) for k in range(len(order))]
+
     def _sign(
-        self, r: int, updates: torch.Tensor, order: list[int], weights: torch.Tensor
+        self,
+        r: int,
+        order: list[int],
+        weights: torch.Tensor,
+        payloads: list[bytes | None],
+        scheme: str,
     ) -> tuple[dict[int, list[bytes]], dict[tuple[bytes, bytes], int]]:
-        """Each device signs its update; returns what each gateway receives (plus anything in
+        """Each device signs its payload; returns what each gateway receives (plus anything in
         :attr:`inbox`) and the row of each device's envelope, by ``(device id, nonce)``."""
         inbox: dict[int, list[bytes]] = {g: [] for g in range(len(self.people.gateways))}
         rows: dict[tuple[bytes, bytes], int] = {}
-        matrix = updates.detach().numpy()
         for k, d in enumerate(order):
+            payload = payloads[k]
+            if payload is None:  # the device dropped out: it sends nothing
+                continue
             ident = self.people.devices[d]
             nonce = device_nonce(self.seed, r, d)
-            payload = encode_f32(matrix[k])
-            env = seal_envelope(ident, r, int(weights[k]), PLAIN_F32, payload, nonce)
+            env = seal_envelope(ident, r, int(weights[k]), scheme, payload, nonce)
             rows[(ident.id, nonce)] = k
             inbox[self.people.gateway_of[d]].append(env.encode())
         for g, extra in self.inbox.items():
@@ -315,6 +367,28 @@ class LedgerProtocol:
             stats, metrics = v.evaluate(r, model, params, sim.model, sim.layout, sim.task, context)
             derived.append(_Derived(v, params, strategy, model, stats, metrics))
         return derived, context
+
+    def _publish(
+        self, sim: Simulation, r: int, params: torch.Tensor, strategy: Strategy
+    ) -> tuple[list[_Derived], dict[str, float]]:
+        """With a secure-aggregation mode: every validator takes the protected aggregate (it
+        checked the enclave's transcript or recomputed the unmasking), stores, scores it."""
+        sim.layout.load_into(sim.model, params)
+        sim.model.eval()
+        context = sim.task.context(sim.model, sim.eval_data)
+        derived = []
+        for v in self.validators:
+            model = v.publish(params, sim.layout, self.store)
+            stats, metrics = v.evaluate(r, model, params, sim.model, sim.layout, sim.task, context)
+            derived.append(_Derived(v, params, strategy, model, stats, metrics))
+        return derived, context
+
+    def _attest(self, sim: Simulation, r: int) -> list[bytes | None]:
+        """Each validator's verified quote of the enclave for this round (its own nonce), or
+        ``None`` where no enclave takes part."""
+        if sim.secure is None:
+            return [None for _ in self.validators]
+        return [sim.secure.attest(round_nonce(self.seed, r, v.name)) for v in self.validators]
 
     def _adopt(self, sim: Simulation, model: bytes, agree: list[_Derived]) -> None:
         """Make the finalised model global, fetched from the store and checked by digest."""
@@ -377,6 +451,20 @@ class LedgerProtocol:
             for b in batches
             for i, env in enumerate(b["envelopes"])
         ]
+
+
+def _trainer_order(item: dict[str, Any]) -> tuple[bool, int]:
+    """Devices' own envelopes in the trainer's row order, then any others (as in plain mode,
+    so the aggregate is bit-identical)."""
+    return (item["row"] < 0, item["row"])
+
+
+def _check_finite(r: int, accepted: Sequence[Any], reasons: dict[str, int], submitted: int) -> None:
+    if not accepted and reasons.get("non-finite", 0) >= submitted > 0:
+        raise FedledgerError(
+            f"round {r}: every device's update has NaN/Inf values (training diverged); "
+            f"lower train.lr"
+        )
 
 
 def _merge_reasons(batches: list[dict[str, Any]]) -> dict[str, int]:

@@ -18,9 +18,20 @@ from fedledger.fl.ledger_protocol import LedgerProtocol, NetworkLike
 from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.fl.network import LocalNetwork, Participants, make_participants
 from fedledger.fl.network_process import NetworkProcess
+from fedledger.fl.secure.attested import AttestedMode
 from fedledger.ledger.model_store import ModelStore
+from fedledger.security.payload import PLAIN_F32
 
-__all__ = ["attach_ledger", "deploy_ledger", "ledger_config_digest"]
+__all__ = [
+    "ENCLAVE_LABEL",
+    "attach_ledger",
+    "deploy_ledger",
+    "ledger_config_digest",
+    "security_record",
+]
+
+ENCLAVE_LABEL = "simulated: not hardware-protected"
+"""How the shipped enclave backend is labelled wherever it appears."""
 
 
 def ledger_config_digest(config: Config) -> bytes:
@@ -55,7 +66,41 @@ def _spec(
         "n_params": sim.layout.total,
         "genesis": genesis,
         "done": done,
+        **_secure_spec(sim),
     }
+
+
+def _secure_spec(sim: Simulation) -> dict[str, Any]:
+    """What the gateways and the registry need to know of the secure-aggregation mode."""
+    secure = sim.secure
+    if secure is None:
+        return {"scheme": PLAIN_F32, "payload_size": None, "measurement": None}
+    return {
+        "scheme": secure.scheme,
+        "payload_size": secure.payload_size(),
+        "measurement": secure.approved.hex() if isinstance(secure, AttestedMode) else None,
+    }
+
+
+def _trust_registry(sim: Simulation, info: dict[str, Any]) -> None:
+    """Devices accept only enclave measurements the ledger's registry holds."""
+    registered = frozenset(bytes.fromhex(m) for m in info.get("registered", []))
+    if isinstance(sim.secure, AttestedMode):
+        sim.secure.registered = registered.__contains__
+
+
+def security_record(sim: Simulation, config: Config) -> dict[str, Any]:
+    """The ``security`` entry of ``deployment.json``."""
+    record: dict[str, Any] = {"secure_aggregation": config.security.secure_aggregation}
+    secure = sim.secure
+    if isinstance(secure, AttestedMode):
+        record["enclave"] = {
+            "measurement": secure.approved.hex(),
+            "platform_key": secure.platform_key.hex(),
+            "backend": "process",
+            "label": ENCLAVE_LABEL,
+        }
+    return record
 
 
 def _start(spec: dict[str, Any], config: Config) -> tuple[NetworkLike, dict[str, Any]]:
@@ -83,6 +128,7 @@ def deploy_ledger(sim: Simulation, config: Config, run_dir: Path) -> LedgerProto
     led = config.ledger
     people = _participants(sim, config)
     network, info = _start(_spec(sim, config, run_dir, genesis, None), config)
+    _trust_registry(sim, info)
     _, listed = people.members()
     records.write_deployment(
         {
@@ -97,6 +143,7 @@ def deploy_ledger(sim: Simulation, config: Config, run_dir: Path) -> LedgerProto
             "byzantine": led.byzantine,
             "byzantine_mode": led.byzantine_mode,
             "genesis_model": genesis,
+            "security": security_record(sim, config),
             "members": listed,
         }
     )
@@ -113,6 +160,7 @@ def attach_ledger(sim: Simulation, config: Config, run_dir: Path, done: int) -> 
     led = config.ledger
     people = _participants(sim, config)
     network, info = _start(_spec(sim, config, run_dir, deployment["genesis_model"], done), config)
+    _trust_registry(sim, info)
     records.truncate(done)
     return LedgerProtocol(
         sim,

@@ -28,6 +28,7 @@ from fedledger.ledger.client import LedgerClient
 from fedledger.ledger.records import Member
 from fedledger.security.identity import Identity, derive_identity
 from fedledger.security.merkle import verify_inclusion
+from fedledger.security.payload import PLAIN_F32
 
 __all__ = [
     "MAX_AUTO_GATEWAYS",
@@ -151,7 +152,12 @@ class Network:
         self.seed = int(spec["seed"])
         max_payload = int(float(spec["max_payload_mb"]) * 2**20)
         n_params = int(spec["n_params"])
-        self.gateways = [Gateway(g, n_params, max_payload) for g in range(len(people.gateways))]
+        scheme = str(spec.get("scheme", PLAIN_F32))
+        size = spec.get("payload_size")
+        self.gateways = [
+            Gateway(g, n_params, max_payload, scheme, None if size is None else int(size))
+            for g in range(len(people.gateways))
+        ]
         self.registry = {
             d.id: KeyStatus(d.public_key, True, people.gateway_of[i])
             for i, d in enumerate(people.devices)
@@ -178,10 +184,15 @@ class Network:
         for i, ident in enumerate(people.devices):  # revocations before a restart still hold
             if ident.id in revoked:
                 net.registry[ident.id] = KeyStatus(ident.public_key, False, people.gateway_of[i])
+        measurement = spec.get("measurement")
         return net, {
             "latest_model": client.latest_model().hex(),
             "contracts": client.addresses,
             "chain_id": client.backend.chain_id,
+            # what devices read from the registry before sealing anything to an enclave
+            "registered": [measurement]
+            if measurement and client.measurement_ok(bytes.fromhex(measurement))
+            else [],
         }
 
     @staticmethod
@@ -211,6 +222,8 @@ class Network:
         )
         members, _ = people.members()
         client.register(members)
+        if spec.get("measurement"):  # the enclave code and config the authority approves
+            client.register_measurement(bytes.fromhex(spec["measurement"]))
         client.seal()
         return client
 
@@ -254,8 +267,10 @@ class Network:
             for env, update in zip(batch.accepted, batch.updates, strict=True):
                 row = rows.get((env.header.device_id, env.header.nonce), -1)
                 item: dict[str, Any] = {"row": row, "n_samples": env.header.n_samples}
-                if row < 0:  # an envelope that did not come from training: carry its update
+                if row < 0 and update is not None:  # not from training: carry its update
                     item["update"] = update.astype("<f4").tobytes().hex()
+                elif row < 0:  # a protected payload the gateway cannot read
+                    item["payload"] = env.payload.hex()
                 accepted.append(item)
             if batch.accepted:
                 account = self.people.gateways[gw.index][1]

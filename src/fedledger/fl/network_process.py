@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import signal
-import struct
 import subprocess
 import sys
 from collections import deque
-from typing import IO, Any
+from typing import Any
 
 from fedledger.errors import CheckpointError, FedledgerError, LedgerError
+from fedledger.fl.frames import FrameConn
 
 __all__ = ["NetworkProcess"]
 
@@ -32,34 +32,7 @@ _ERRORS: dict[str, type[FedledgerError]] = {
 }
 
 
-def _write(stream: IO[bytes], data: bytes) -> None:
-    stream.write(struct.pack(">I", len(data)) + data)
-    stream.flush()
-
-
-def _read(stream: IO[bytes]) -> bytes:
-    head = stream.read(4)
-    if len(head) < 4:
-        raise EOFError("the other side closed the pipe")
-    (size,) = struct.unpack(">I", head)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError("the other side closed the pipe mid-message")
-    return data
-
-
-class _Conn:
-    def __init__(self, reader: IO[bytes], writer: IO[bytes]) -> None:
-        self.reader, self.writer = reader, writer
-
-    def recv_bytes(self) -> bytes:
-        return _read(self.reader)
-
-    def send_bytes(self, data: bytes) -> None:
-        _write(self.writer, data)
-
-
-def _serve(conn: _Conn) -> None:  # pragma: no cover - runs in the child process
+def _serve(conn: FrameConn) -> None:  # pragma: no cover - runs in the child process
     from fedledger.fl.network import Network
 
     net: Network | None = None
@@ -125,7 +98,7 @@ class NetworkProcess:
             stdout=subprocess.PIPE,
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._conn = _Conn(self._proc.stdout, self._proc.stdin)
+        self._conn = FrameConn(self._proc.stdout, self._proc.stdin)
         self._pending: deque[str] = deque()
         self.info: dict[str, Any] = self._call({"op": "start", "spec": spec})
 
@@ -218,4 +191,4 @@ class NetworkProcess:
 
 if __name__ == "__main__":  # pragma: no cover - the child process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _serve(_Conn(sys.stdin.buffer, sys.stdout.buffer))
+    _serve(FrameConn(sys.stdin.buffer, sys.stdout.buffer))

@@ -93,17 +93,15 @@ class Runner:
         if listener is not None:
             listener.on_start(start_after + 1, self.rounds)
         last = self.folder.last_metrics() if start_after else {}
-        driver = self.sim.driver
         try:
             for r in range(start_after + 1, self.rounds + 1):
                 last = self._round(r, listener)
         except BaseException:
-            if driver is not None:  # stop the ledger's process; the first error is the one
-                with contextlib.suppress(Exception):
-                    driver.close()
+            # stop the ledger's and the enclave's processes; the first error is the one
+            with contextlib.suppress(Exception):
+                self.sim.close()
             raise
-        if driver is not None:
-            driver.close()
+        self.sim.close()
         return self.finish(last)
 
     def _round(self, r: int, listener: RoundListener | None) -> dict[str, Any]:

@@ -103,11 +103,15 @@ class Validator:
         ``(params, strategy copy, model digest this validator votes for)``."""
         own = copy.deepcopy(strategy)
         params = own.aggregate(base, updates, weights) if len(updates) else base.clone()
+        return params, own, self.publish(params, layout, store)
+
+    def publish(self, params: torch.Tensor, layout: ParamLayout, store: ModelStore) -> bytes:
+        """Store the candidate's blob; return the model digest this validator votes for."""
         model = bytes.fromhex(store.put(encode_tensors(layout.unflatten(params))))
         if self.byzantine == "wrong-model":
             # a blob nobody stored, different for each Byzantine validator (they do not collude)
             model = hashlib.sha256(f"byzantine/{self.index}/".encode() + model).digest()
-        return params, own, model
+        return model
 
     def accepted_for(self, gateway_roots: list[bytes]) -> bytes:
         """The accepted-set digest this validator votes for."""

@@ -139,6 +139,42 @@ def ledger_section(records: Sequence[dict[str, Any]]) -> list[str]:
     return [*lines, *table(header, rows, "rlrrlrr"), ""]
 
 
+_PROTECTION = {
+    "enclave": "each update was sealed to an attested enclave, which ran the strategy on the "
+    "individual updates and released only the aggregate and a signed transcript. The enclave "
+    "is **simulated: not hardware-protected** (a separate process with software keys).",
+    "secagg+": "updates were masked pairwise (SecAgg+, Bell et al. 2020); the aggregator "
+    "learned only their sum.",
+    "ckks": "updates were CKKS-encrypted; ciphertexts were summed and only the sum was "
+    "decrypted, by the key holder (the simulated enclave: **not hardware-protected**).",
+}
+
+
+def secure_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Per round: how many protected updates were aggregated, refused (with reasons) and, for
+    SecAgg+, dropped out. Empty for runs without secure aggregation."""
+    rounds = [(r, r["secure"]) for r in records if isinstance(r.get("secure"), dict)]
+    if not rounds:
+        return []
+    mode = str(rounds[-1][1].get("mode", MISSING))
+    lines = ["## Secure aggregation", "", f"Mode `{mode}`: {_PROTECTION.get(mode, '')}", ""]
+    rows = []
+    for r, sec in rounds:
+        reasons = sec.get("refused") or {}
+        refused = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "0"
+        rows.append(
+            [
+                number(r.get("round")),
+                number(sec.get("aggregated")),
+                refused,
+                number(sec.get("dropped", 0)),
+                number(sec.get("clipped", 0)),
+            ]
+        )
+    header = ["round", "aggregated", "refused", "dropped out", "clipped values"]
+    return [*lines, *table(header, rows, "rrlrr"), ""]
+
+
 def per_class_section(final: dict[str, Any], round_label: str, plot: str | None) -> list[str]:
     """Precision, recall and F1 per class, and the confusion-matrix plot."""
     lines = [f"## Per class ({round_label})", ""]

@@ -15,6 +15,7 @@ from fedledger.report._sections import (
     model_section,
     per_class_section,
     rounds_section,
+    secure_section,
 )
 from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds
 from fedledger.report.run_files import (
@@ -93,6 +94,7 @@ def write_report(run_dir: Path) -> Path:
         *final_section(final, round_label, finished=bool(summary)),
         *rounds_section(records, f"{PLOTS_DIR}/rounds.png"),
         *ledger_section(records),
+        *secure_section(records),
         *per_class_section(final, round_label, confusion_plot),
         *devices_section(devices, devices_plot),
         *model_section(MODEL_FILE, _size(model), model_digest(folder), recorded),

@@ -5,6 +5,8 @@ from fedledger.strategies.fedadam import FedAdam
 from fedledger.strategies.fedavg import FedAvg
 from fedledger.strategies.fedavgm import FedAvgM
 from fedledger.strategies.fedprox import proximal_gradient, proximal_term
+from fedledger.strategies.krum import Krum, krum_neighbours, krum_scores
+from fedledger.strategies.median import Median, coordinate_median
 from fedledger.strategies.registry import STRATEGIES, create_strategy
 
 __all__ = [
@@ -12,8 +14,13 @@ __all__ = [
     "FedAdam",
     "FedAvg",
     "FedAvgM",
+    "Krum",
+    "Median",
     "Strategy",
+    "coordinate_median",
     "create_strategy",
+    "krum_neighbours",
+    "krum_scores",
     "proximal_gradient",
     "proximal_term",
     "weighted_mean",

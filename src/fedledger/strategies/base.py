@@ -35,6 +35,9 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
+    averaging: ClassVar[bool] = False
+    """True when the strategy depends on the updates only through their weighted mean; then it
+    works with ``secagg+`` and ``ckks``, which reveal only the sum of the updates."""
 
     @classmethod
     @abstractmethod

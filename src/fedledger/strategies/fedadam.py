@@ -30,6 +30,7 @@ class FedAdam(Strategy):
     """
 
     name = "fedadam"
+    averaging = True
 
     def __init__(
         self, server_lr: float = 0.01, beta1: float = 0.9, beta2: float = 0.99, tau: float = 1e-3

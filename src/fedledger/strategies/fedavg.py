@@ -21,6 +21,7 @@ class FedAvg(Strategy):
     """
 
     name = "fedavg"
+    averaging = True
 
     def __init__(self, server_lr: float = 1.0) -> None:
         self.server_lr = server_lr

@@ -24,6 +24,7 @@ class FedAvgM(Strategy):
     """
 
     name = "fedavgm"
+    averaging = True
 
     def __init__(self, server_lr: float = 1.0, momentum: float = 0.9) -> None:
         self.server_lr = server_lr

@@ -8,6 +8,8 @@ from fedledger.strategies.base import Strategy
 from fedledger.strategies.fedadam import FedAdam
 from fedledger.strategies.fedavg import FedAvg
 from fedledger.strategies.fedavgm import FedAvgM
+from fedledger.strategies.krum import Krum
+from fedledger.strategies.median import Median
 
 __all__ = ["STRATEGIES", "create_strategy"]
 
@@ -15,6 +17,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "fedavg": FedAvg,
     "fedavgm": FedAvgM,
     "fedadam": FedAdam,
+    "median": Median,
+    "krum": Krum,
 }
 
 

@@ -63,7 +63,9 @@ def test_a_forged_or_altered_quote_is_refused() -> None:
         check(sign_quote(impostor, MEASUREMENT, ENCLAVE.public_key, NONCE))
     other_key = EnclaveKey(seed=b"x" * 32).public_key  # someone swaps in their own key
     with pytest.raises(AttestationError, match="signature"):
-        check(Quote(q.measurement, other_key, q.nonce, q.signature))
+        check(Quote(q.measurement, other_key, q.signing_key, q.data, q.nonce, q.signature))
+    with pytest.raises(AttestationError, match="signature"):  # or their own transcript key
+        check(Quote(q.measurement, q.enclave_key, other_key, q.data, q.nonce, q.signature))
     raw = bytearray(q.encode())
     raw[0] ^= 1
     with pytest.raises(AttestationError, match="magic"):

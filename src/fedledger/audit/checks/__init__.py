@@ -9,6 +9,7 @@ from fedledger.audit.checks.envelopes import check_envelopes
 from fedledger.audit.checks.metrics import check_metrics
 from fedledger.audit.checks.models import check_models
 from fedledger.audit.checks.rounds import check_rounds, check_votes
+from fedledger.audit.checks.secure import check_secure
 from fedledger.audit.checks.setup import check_config, check_registry
 from fedledger.audit.checks.token import check_token
 
@@ -20,6 +21,7 @@ __all__ = [
     "check_models",
     "check_registry",
     "check_rounds",
+    "check_secure",
     "check_token",
     "check_votes",
     "guarded",

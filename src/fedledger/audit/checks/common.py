@@ -21,7 +21,9 @@ class ChainView:
     ``model``, ``accepted``, ``rewards``; ``commits[r]`` is a list of ``(gateway id, root,
     count)``; ``votes[r]`` a list of ``(validator id, model, accepted, rewards, metrics)``;
     ``members[id]`` holds ``role``, ``key``, ``cluster``, ``status``; ``txs[r]`` maps each
-    transaction hash of round ``r`` in the chain log to its gas.
+    transaction hash of round ``r`` in the chain log to its gas; ``quotes[r]`` is a list of
+    ``(validator id, quote digest)`` of round ``r``'s votes, in chain order (32 zero bytes
+    where no enclave attested).
     """
 
     rounds: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -29,6 +31,7 @@ class ChainView:
     votes: dict[int, list[tuple[bytes, bytes, bytes, bytes, bytes]]] = field(default_factory=dict)
     members: dict[bytes, dict[str, Any]] = field(default_factory=dict)
     txs: dict[int, dict[str, int]] = field(default_factory=dict)
+    quotes: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     quorum: int = 0
     quorum_setting: int = 0
     genesis_model: bytes = b""

@@ -15,7 +15,9 @@ from fedledger.fl.tasks import EvalStats, task_from_labels
 __all__ = ["check_metrics"]
 
 
-_UNANCHORED = {"round", "seconds", "clients", "timings", "ledger"}
+_UNANCHORED = {"round", "seconds", "clients", "timings", "ledger", "secure"}
+_RECORD_ONLY = ("rejected", "evidence")
+"""Keys of a round record's ``secure`` entry that ``metrics.jsonl`` leaves out."""
 
 
 def _same(got: Any, want: Any) -> bool:
@@ -29,8 +31,8 @@ def _same(got: Any, want: Any) -> bool:
 
 
 def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Check:
-    """metrics.jsonl equals what the agreeing validators' anchored evaluations give, and its
-    ``ledger`` entries equal the chain's."""
+    """metrics.jsonl equals what the agreeing validators' anchored evaluations give, its
+    ``ledger`` entries equal the chain's and its ``secure`` entries the round records'."""
 
     def body(c: Check) -> None:
         recorded = round_records(records, Check("", ""))
@@ -62,6 +64,7 @@ def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Ch
             c.checked += 1
             agree = chain.agreeing(r)
             _check_ledger_entry(where, obj.get("ledger"), r, info, agree, chain, recorded, c)
+            _check_secure_entry(where, obj, r, recorded.get(r), c)
             if info["status"] == "finalised":
                 rec = recorded[r]
                 names = {f"validator-{v['validator']}": v for v in rec["votes"]}
@@ -108,6 +111,41 @@ def _check_summary(run_dir: Path, lines: dict[int, tuple[int, dict[str, Any]]], 
             )
     if summary.get("rounds") != max(lines):
         c.fail(f"summary.json: rounds is {summary.get('rounds')!r}, metrics.jsonl has {max(lines)}")
+
+
+def _check_secure_entry(
+    where: str, obj: dict[str, Any], r: int, rec: dict[str, Any] | None, c: Check
+) -> None:
+    """The line's ``secure`` entry is the round record's, without its rejected inputs and
+    evidence (those stay in ``ledger/rounds.jsonl``; the ``secure`` check verifies them)."""
+    shown = obj.get("secure")
+    secure = None if rec is None else rec.get("secure")
+    if shown is None and secure is None:
+        return
+    if secure is None:
+        c.fail(
+            f"{where}: a secure entry, but ledger/rounds.jsonl records no secure aggregation "
+            f"for round {r}"
+        )
+        return
+    if shown is None:
+        c.fail(
+            f"{where}: no secure entry, but ledger/rounds.jsonl records secure aggregation "
+            f"({secure.get('mode')!r}) for round {r}"
+        )
+        return
+    if not isinstance(shown, dict) or not isinstance(secure, dict):
+        c.fail(
+            f"{where}: the secure entry (or round {r}'s in ledger/rounds.jsonl) is not an object"
+        )
+        return
+    want = {k: v for k, v in secure.items() if k not in _RECORD_ONLY}
+    for key in sorted(set(shown) | set(want)):
+        if not _same(shown.get(key), want.get(key)):
+            c.fail(
+                f"{where}: secure.{key} is {shown.get(key)!r}, ledger/rounds.jsonl says "
+                f"{want.get(key)!r}"
+            )
 
 
 def _check_ledger_entry(

@@ -9,8 +9,11 @@ magic          4      ``b"FLQT"``
 version        1      ``1``
 measurement    32     sha256 over the code and config the enclave runs
 enclave key    32     the enclave's X25519 public key (devices seal to it)
+signing key    32     the enclave's Ed25519 public key (it signs its transcripts)
+data           32     sha256 of other public material it serves (a CKKS public context),
+                      or zeros
 nonce          32     the verifier's challenge, so an old quote cannot be replayed
-signature      64     platform signature over the 101 bytes above, domain-separated
+signature      64     platform signature over the 165 bytes above, domain-separated
 =============  =====  ==========================================================
 
 The simulated enclave's "platform key" is a software Ed25519 key, so its quotes show the
@@ -36,7 +39,7 @@ __all__ = ["QUOTE_VERSION", "Quote", "measure", "measure_paths", "sign_quote", "
 QUOTE_VERSION = 1
 _MAGIC = b"FLQT"
 _SIGNED = b"fedledger/quote/v1\x00"
-_BODY = struct.Struct(">4sB32s32s32s")
+_BODY = struct.Struct(">4sB32s32s32s32s32s")
 _SIZE = _BODY.size + 64
 
 
@@ -57,15 +60,26 @@ def measure_paths(paths: Mapping[str, Path], config: Mapping[str, Any]) -> bytes
 
 @dataclass(frozen=True)
 class Quote:
-    """A signed statement: this measurement holds this X25519 key, for this nonce."""
+    """A signed statement: this measurement holds these keys (and serves ``data``), for this
+    nonce."""
 
     measurement: bytes
     enclave_key: bytes
+    signing_key: bytes
+    data: bytes
     nonce: bytes
     signature: bytes
 
     def body(self) -> bytes:
-        return _BODY.pack(_MAGIC, QUOTE_VERSION, self.measurement, self.enclave_key, self.nonce)
+        return _BODY.pack(
+            _MAGIC,
+            QUOTE_VERSION,
+            self.measurement,
+            self.enclave_key,
+            self.signing_key,
+            self.data,
+            self.nonce,
+        )
 
     def encode(self) -> bytes:
         return self.body() + self.signature
@@ -85,25 +99,36 @@ class Quote:
         """
         if len(data) != _SIZE:
             raise AttestationError(f"malformed quote: {len(data)} bytes, expected {_SIZE}")
-        magic, version, measurement, key, nonce = _BODY.unpack_from(data)
+        magic, version, measurement, key, signing, extra, nonce = _BODY.unpack_from(data)
         if magic != _MAGIC:
             raise AttestationError("malformed quote: wrong magic")
         if version != QUOTE_VERSION:
             raise AttestationError(f"unknown quote version {version}")
-        return cls(measurement, key, nonce, data[_BODY.size :])
+        return cls(measurement, key, signing, extra, nonce, data[_BODY.size :])
 
 
-def sign_quote(platform: Identity, measurement: bytes, enclave_key: bytes, nonce: bytes) -> Quote:
+def sign_quote(
+    platform: Identity,
+    measurement: bytes,
+    enclave_key: bytes,
+    nonce: bytes,
+    *,
+    signing_key: bytes = bytes(32),
+    data: bytes = bytes(32),
+) -> Quote:
     """A quote signed with the platform key (the simulated enclave's software key)."""
     for name, value in (
         ("measurement", measurement),
         ("enclave key", enclave_key),
+        ("signing key", signing_key),
+        ("data", data),
         ("nonce", nonce),
     ):
         if len(value) != 32:
             raise AttestationError(f"{name} must be 32 bytes, got {len(value)}")
-    unsigned = Quote(measurement, enclave_key, nonce, b"")
-    return Quote(measurement, enclave_key, nonce, platform.sign(_SIGNED + unsigned.body()))
+    unsigned = Quote(measurement, enclave_key, signing_key, data, nonce, b"")
+    body = _SIGNED + unsigned.body()
+    return Quote(measurement, enclave_key, signing_key, data, nonce, platform.sign(body))
 
 
 def verify_quote(

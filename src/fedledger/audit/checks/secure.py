@@ -1,0 +1,435 @@
+"""Checks of secure aggregation: the enclave's attestation quotes and its signed transcripts.
+
+Nobody outside the enclave sees the individual updates of a protected round, so its result is
+checkable only through what the enclave signed and what the chain anchors:
+
+- the enclave measurement in ``deployment.json`` is registered on chain;
+- every vote carries a quote (``ledger/rounds.jsonl``) signed by the platform key, for the
+  registered measurement and for the validator's own nonce, that hashes to the quote digest
+  anchored with the vote on chain (without an enclave, that digest is 32 zero bytes);
+- every round's transcript verifies under the signing key a verified quote vouches for, names
+  the round and the measurement, lists exactly the committed envelopes as its inputs, and
+  (``enclave``) started from the round's base model and released its finalised model;
+- the round record's ``secure`` summary agrees with its evidence.
+
+The shipped enclave is simulated (a separate process with a software platform key); the
+check says so in its notes, whatever ``deployment.json`` claims.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fedledger.audit.checks.common import ChainView, brief, guarded, round_records, validator_names
+from fedledger.audit.report import Check
+from fedledger.config import load_config
+from fedledger.errors import AttestationError, EnvelopeError, FedledgerError
+from fedledger.fl.enclave.service import platform_identity
+from fedledger.fl.ledger_records import LedgerRecords
+from fedledger.fl.ledger_setup import ENCLAVE_LABEL
+from fedledger.fl.secure.base import round_nonce
+from fedledger.fl.validator import NO_QUOTE
+from fedledger.ledger.model_store import ModelStore, decode_tensors
+from fedledger.security.enclave.quote import Quote, verify_quote
+from fedledger.security.enclave.transcript import Transcript, vector_digest, verify_transcript
+from fedledger.security.envelope import EnvelopeHeader
+
+__all__ = ["ENCLAVE_MODES", "check_secure"]
+
+ENCLAVE_MODES = ("enclave", "ckks")
+"""Modes whose key holder is an attested enclave."""
+
+_SIMULATED = "process"
+"""The ``backend`` of the shipped, simulated enclave in ``deployment.json``."""
+
+_SUMMARY = frozenset(("mode", "aggregated", "refused", "rejected", "evidence"))
+"""Keys of a round's ``secure`` entry besides the small numbers copied from its evidence."""
+
+Inputs = list[tuple[bytes, int]]
+"""A round's inputs: (payload sha256, sample count) of each accepted envelope."""
+
+
+@dataclass(frozen=True)
+class _Enclave:
+    """What the run's deployment says of its enclave, and whether the chain registers it."""
+
+    measurement: bytes
+    platform_key: bytes
+    registered: bool
+
+    def accepts(self, measurement: bytes) -> bool:
+        return self.registered and measurement == self.measurement
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Run-wide facts every round's checks need."""
+
+    mode: str
+    seed: int
+    strategy: str
+    enclave: _Enclave | None
+    store: ModelStore
+
+
+def check_secure(
+    run_dir: Path,
+    records: LedgerRecords,
+    chain: ChainView,
+    measurement_ok: Callable[[bytes], bool],
+) -> Check:
+    """Quotes, transcripts and secure summaries of every round (see the module docstring).
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    records
+        Its ledger records.
+    chain
+        The replayed chain.
+    measurement_ok
+        Whether the chain's registry accepts an enclave measurement
+        (:meth:`~fedledger.ledger.reader.LedgerReader.measurement_ok`).
+    """
+
+    def body(c: Check) -> None:
+        config = load_config(run_dir / "config.toml")
+        deployment = records.deployment()
+        mode = config.security.secure_aggregation
+        security = deployment.get("security")
+        if security is None:
+            c.notes.append("deployment.json has no security entry (a run without the setting)")
+            recorded_mode: Any = "none"
+        elif isinstance(security, dict):
+            recorded_mode = security.get("secure_aggregation")
+        else:
+            raise ValueError("the security entry of ledger/deployment.json is not an object")
+        if recorded_mode != mode:
+            c.fail(
+                f"deployment.json: secure_aggregation is {recorded_mode!r}, config.toml (whose "
+                f"digest every round was opened with) says {mode!r}"
+            )
+        if mode == "none":
+            c.notes.append("no secure aggregation")
+        else:
+            c.notes.append(f"mode {mode}")
+        enclave = None
+        if mode in ENCLAVE_MODES:
+            enclave = _enclave(security, config.train.seed, measurement_ok, c)
+        elif isinstance(security, dict) and security.get("enclave") is not None:
+            c.fail(f"deployment.json: an enclave entry, but {mode!r} runs no enclave")
+        run = _Run(
+            mode, config.train.seed, config.strategy.name, enclave, ModelStore(records.store_dir)
+        )
+        recorded = round_records(records, Check("", ""))  # the rounds check names bad lines
+        names = validator_names(deployment)
+        inputs = _inputs(records)
+        digests: dict[bytes, bytes] = {}
+        for r, info in sorted(chain.rounds.items()):
+            rec = recorded.get(r)
+            if rec is None:
+                c.fail(f"round {r}: not in ledger/rounds.jsonl, its attestation is unchecked")
+                continue
+            try:
+                _check_round(r, info, rec, chain, names, inputs.get(r, []), run, digests, c)
+            except AttestationError as exc:
+                c.fail(f"round {r}: {exc}")
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                c.fail(
+                    f"round {r}: ledger/rounds.jsonl's record is unreadable or incomplete "
+                    f"({type(exc).__name__}: {exc})"
+                )
+            except FedledgerError as exc:
+                c.fail(f"round {r}: {exc}")
+
+    return guarded(
+        Check(
+            "secure",
+            "secure aggregation: quotes attest the registered enclave for each vote, "
+            "transcripts bind the committed envelopes to the finalised model",
+        ),
+        body,
+    )
+
+
+def _enclave(
+    security: Any, seed: int, measurement_ok: Callable[[bytes], bool], c: Check
+) -> _Enclave | None:
+    """The deployment's enclave entry, labelled honestly, with its registration on chain."""
+    entry = security.get("enclave") if isinstance(security, dict) else None
+    if not isinstance(entry, dict):
+        c.fail("deployment.json: no enclave entry (measurement, platform key) to verify quotes")
+        return None
+    measurement = bytes.fromhex(entry["measurement"])
+    platform_key = bytes.fromhex(entry["platform_key"])
+    backend, label = entry.get("backend"), entry.get("label")
+    seeded = platform_key == platform_identity(seed).public_key
+    if backend == _SIMULATED or seeded:
+        c.notes.append(f"enclave: {ENCLAVE_LABEL}")
+        if label != ENCLAVE_LABEL:
+            c.fail(
+                f"deployment.json: the enclave is labelled {label!r}, but it is the simulated "
+                f"one ({ENCLAVE_LABEL})"
+            )
+        if backend != _SIMULATED:
+            c.fail(
+                f"deployment.json: enclave backend {backend!r}, but its platform key is the "
+                f"simulated one derived from the run seed"
+            )
+    else:
+        c.notes.append(f"enclave: backend {backend!r}, labelled {label!r}")
+        c.fail(
+            f"deployment.json: enclave backend {backend!r} is not one this audit can verify "
+            f"(the shipped backend is the simulated {_SIMULATED!r})"
+        )
+    registered = measurement_ok(measurement)
+    if registered:
+        c.notes.append(f"enclave measurement {measurement.hex()} is registered on chain")
+    else:
+        c.fail(
+            f"deployment.json: enclave measurement {measurement.hex()} is not registered on chain"
+        )
+    return _Enclave(measurement, platform_key, registered)
+
+
+def _inputs(records: LedgerRecords) -> dict[int, Inputs]:
+    """(payload digest, sample count) of every accepted envelope, by round; unreadable lines
+    are left to the envelopes check, which names them."""
+    out: dict[int, Inputs] = {}
+    for _, line in records.envelopes():
+        try:
+            if line is None:
+                continue
+            header = EnvelopeHeader.from_json(line["header"])
+            r = line["round"]
+        except (KeyError, TypeError, ValueError, EnvelopeError):
+            continue
+        if isinstance(r, int):
+            out.setdefault(r, []).append((header.payload_digest, header.n_samples))
+    return out
+
+
+def _check_round(
+    r: int,
+    info: dict[str, Any],
+    rec: dict[str, Any],
+    chain: ChainView,
+    names: dict[bytes, str],
+    inputs: Inputs,
+    run: _Run,
+    digests: dict[bytes, bytes],
+    c: Check,
+) -> None:
+    votes = {f"validator-{v['validator']}": v for v in rec["votes"]}
+    on_chain = [(names.get(vid, brief(vid)), quote) for vid, quote in chain.quotes.get(r, [])]
+    secure = rec.get("secure")
+    if run.mode == "none":
+        if secure is not None:
+            c.fail(f"round {r}: ledger/rounds.jsonl records secure aggregation, the run has none")
+        _check_no_quotes(r, votes, on_chain, run.mode, c)
+        return
+    if not isinstance(secure, dict):
+        c.fail(f"round {r}: ledger/rounds.jsonl records no secure aggregation ({run.mode} ran)")
+        return
+    if run.mode not in ENCLAVE_MODES:
+        _check_no_quotes(r, votes, on_chain, run.mode, c)
+        verified: list[Quote] = []
+    elif run.enclave is None:
+        return  # no enclave entry in deployment.json: reported once
+    else:
+        verified = _check_quotes(r, votes, on_chain, run, c)
+    _check_summary(r, secure, inputs, run.mode, c)
+    evidence = secure["evidence"]
+    if "transcript" in evidence:
+        if run.enclave is None:
+            c.fail(f"round {r}: an enclave transcript, but {run.mode} runs no enclave")
+        elif not verified:
+            c.fail(f"round {r}: no verified quote vouches for a key to check the transcript with")
+        else:
+            _check_transcript(r, info, secure, inputs, verified[0], run, digests, c)
+    elif run.mode == "enclave" or (run.mode == "ckks" and secure["aggregated"] > 0):
+        c.fail(
+            f"round {r}: no enclave transcript in ledger/rounds.jsonl: the aggregate is unproven"
+        )
+
+
+def _check_no_quotes(
+    r: int, votes: dict[str, Any], on_chain: list[tuple[str, bytes]], mode: str, c: Check
+) -> None:
+    """Without an enclave, votes anchor the zero quote digest and record no quote."""
+    for name, digest in on_chain:
+        c.checked += 1
+        vote = votes.get(name) or {}
+        if digest != NO_QUOTE:
+            c.fail(
+                f"round {r}: {name}'s vote anchors quote digest {brief(digest)}, but "
+                f"{mode!r} runs no enclave to attest"
+            )
+        if vote.get("quote") is not None:
+            c.fail(f"round {r}: {name}'s vote records a quote, but {mode!r} runs no enclave")
+
+
+def _check_quotes(
+    r: int, votes: dict[str, Any], on_chain: list[tuple[str, bytes]], run: _Run, c: Check
+) -> list[Quote]:
+    """Each vote's quote, as its validator verified it and as anchored; the verified ones in
+    chain order."""
+    assert run.enclave is not None
+    verified = []
+    for name, digest in on_chain:
+        c.checked += 1
+        vote = votes.get(name)
+        raw = None if vote is None else vote.get("quote")
+        if not isinstance(raw, str):
+            c.fail(f"round {r}: {name}'s vote has no quote in ledger/rounds.jsonl")
+            continue
+        try:
+            quote = Quote.decode(bytes.fromhex(raw))
+        except ValueError as exc:  # AttestationError too
+            c.fail(f"round {r}: {name}'s quote does not decode ({exc})")
+            continue
+        ok = True
+        try:
+            verify_quote(
+                quote,
+                platform_key=run.enclave.platform_key,
+                measurement_ok=run.enclave.accepts,
+                nonce=round_nonce(run.seed, r, name),
+            )
+        except AttestationError as exc:
+            c.fail(f"round {r}: {name}'s quote: {exc}")
+            ok = False
+        if run.mode == "enclave" and quote.data != bytes(32):
+            c.fail(f"round {r}: {name}'s quote vouches for public material an enclave never serves")
+            ok = False
+        if quote.digest() != digest:
+            c.fail(
+                f"round {r}: {name}'s quote hashes to {brief(quote.digest())}, its vote on chain "
+                f"anchors {brief(digest)}"
+            )
+            ok = False
+        if ok:
+            verified.append(quote)
+    return verified
+
+
+def _check_summary(r: int, secure: dict[str, Any], inputs: Inputs, mode: str, c: Check) -> None:
+    """The round's secure entry accounts for every accepted envelope and matches its evidence."""
+    where = f"round {r}: ledger/rounds.jsonl's secure entry"
+    if secure["mode"] != mode:
+        c.fail(f"{where} is of mode {secure['mode']!r}, the run's is {mode!r}")
+    rejected: dict[str, str] = secure["rejected"]
+    aggregated = int(secure["aggregated"])
+    if aggregated + len(rejected) != len(inputs):
+        c.fail(
+            f"{where} has {aggregated} aggregated and {len(rejected)} rejected inputs, but the "
+            f"gateways accepted {len(inputs)} envelopes"
+        )
+    counts = dict(Counter(str(why) for why in rejected.values()))
+    if secure["refused"] != counts:
+        c.fail(f"{where}: refused {secure['refused']!r} does not count its rejections {counts!r}")
+    evidence = secure["evidence"]
+    small = {k: v for k, v in evidence.items() if isinstance(v, int)}
+    copied = {k: v for k, v in secure.items() if k not in _SUMMARY}
+    if copied != small:
+        c.fail(f"{where}: {copied!r} differs from its evidence {small!r}")
+
+
+def _check_transcript(
+    r: int,
+    info: dict[str, Any],
+    secure: dict[str, Any],
+    inputs: Inputs,
+    signer: Quote,
+    run: _Run,
+    digests: dict[bytes, bytes],
+    c: Check,
+) -> None:
+    """The round's transcript, signed by the attested enclave, binds the committed envelopes
+    to what was released."""
+    assert run.enclave is not None
+    evidence = secure["evidence"]
+    c.checked += 1
+    try:
+        t = verify_transcript(
+            bytes.fromhex(evidence["transcript"]),
+            bytes.fromhex(evidence["signature"]),
+            signer.signing_key,
+        )
+    except AttestationError as exc:
+        c.fail(f"round {r}: the enclave's transcript: {exc}")
+        return
+    where = f"round {r}: the enclave's transcript"
+    if t.round != r:
+        c.fail(f"{where} is of round {t.round}")
+    if t.measurement != run.enclave.measurement:
+        c.fail(
+            f"{where} is of measurement {brief(t.measurement)}, not the registered "
+            f"{brief(run.enclave.measurement)}"
+        )
+    if t.mode != run.mode:
+        c.fail(f"{where} is of mode {t.mode!r}, the run's is {run.mode!r}")
+    if t.strategy != run.strategy:
+        c.fail(f"{where} ran strategy {t.strategy!r}, config.toml says {run.strategy!r}")
+    got, committed = Counter(t.inputs), Counter(inputs)
+    if run.mode == "enclave":
+        _check_enclave_output(r, t, info, secure, got, committed, run, digests, c)
+        return
+    # ckks: the inputs are the well-formed envelopes; malformed ones are rejected before
+    extra = got - committed
+    if extra:
+        c.fail(f"{where}: {sum(extra.values())} input(s) are not committed envelopes of round {r}")
+    if len(t.inputs) != int(secure["aggregated"]):
+        c.fail(f"{where} sums {len(t.inputs)} inputs, the secure entry says {secure['aggregated']}")
+
+
+def _check_enclave_output(
+    r: int,
+    t: Transcript,
+    info: dict[str, Any],
+    secure: dict[str, Any],
+    got: Counter[tuple[bytes, int]],
+    committed: Counter[tuple[bytes, int]],
+    run: _Run,
+    digests: dict[bytes, bytes],
+    c: Check,
+) -> None:
+    """``enclave``: the transcript lists every committed envelope, its accepted and rejected
+    inputs are the record's, it started from the round's base and released its model."""
+    where = f"round {r}: the enclave's transcript"
+    if got != committed:
+        c.fail(
+            f"{where}: its inputs are not the committed envelopes of round {r} "
+            f"({sum((committed - got).values())} envelope(s) missing, "
+            f"{sum((got - committed).values())} input(s) not committed)"
+        )
+    rejected = {str(i): why for i, why in t.rejected}
+    if int(secure["aggregated"]) != len(t.accepted) or secure["rejected"] != rejected:
+        c.fail(
+            f"{where} accepted {len(t.accepted)} and rejected {rejected!r}; ledger/rounds.jsonl "
+            f"says {secure['aggregated']} and {secure['rejected']!r}"
+        )
+    if t.base != _model_digest(run.store, info["base"], digests):
+        c.fail(f"{where} did not start from the round's base model {brief(info['base'])}")
+    if info["status"] == "finalised":
+        if t.output != _model_digest(run.store, info["model"], digests):
+            c.fail(f"{where}: its output is not the finalised model {brief(info['model'])}")
+    else:
+        c.notes.append(f"round {r}: not finalised; the enclave's output became no model")
+
+
+def _model_digest(store: ModelStore, digest: bytes, cache: dict[bytes, bytes]) -> bytes:
+    """:func:`vector_digest` of a stored model's float32 parameters, concatenated in the
+    order the blob records (the flat vector's order, which the enclave aggregates in)."""
+    if digest not in cache:
+        params = decode_tensors(store.get(digest.hex()))
+        flat = torch.cat([p.reshape(-1).to(torch.float32) for p in params.values()])
+        cache[digest] = vector_digest(flat.numpy())
+    return cache[digest]

@@ -1,0 +1,233 @@
+"""The enclave program: keys, attestation, and aggregation of updates nobody else can read.
+
+It runs inside the enclave (in the shipped backend: a separate OS process, simulated, not
+hardware-protected). It holds an X25519 key that devices seal their updates to, an Ed25519 key
+that signs its transcripts, and for ``ckks`` a CKKS secret key; none of them leaves it. It
+answers four requests:
+
+- ``attest(nonces)``: one quote per nonce over its measurement and public keys, signed by the
+  platform key;
+- ``aggregate``: open the sealed updates, refuse those that do not open, have the wrong size
+  or non-finite values, run the configured strategy (robust strategies included) on the
+  individual updates, and release only the new parameters, the strategy state and a signed
+  transcript;
+- ``decrypt_sum``: decrypt a CKKS sum of at least two inputs;
+- ``public_material``: the CKKS public context its quotes vouch for.
+
+Its measurement is sha256 over the files of :data:`ENCLAVE_CODE` as they are on disk where it
+runs, and the config it was started with; the authority computes the expected value from the
+approved code and registers it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from fedledger.config import StrategyConfig
+from fedledger.errors import EnvelopeError, SecureAggregationError
+from fedledger.security.ckks import CkksKeys
+from fedledger.security.enclave.backend import AggregateReply, DecryptReply
+from fedledger.security.enclave.quote import measure, sign_quote
+from fedledger.security.enclave.sealing import EnclaveKey
+from fedledger.security.enclave.transcript import Transcript, vector_digest
+from fedledger.security.identity import Identity, derive_identity
+from fedledger.security.payload import decode_f32
+from fedledger.strategies.registry import create_strategy
+
+__all__ = [
+    "ENCLAVE_CODE",
+    "EnclaveService",
+    "code_files",
+    "enclave_config",
+    "expected_measurement",
+    "platform_identity",
+]
+
+ENCLAVE_CODE: Final = (
+    "config.py",
+    "errors.py",
+    "fl/enclave/*.py",
+    "fl/frames.py",
+    "security/ckks.py",
+    "security/enclave/*.py",
+    "security/identity.py",
+    "security/payload.py",
+    "strategies/*.py",
+)
+"""The enclave program's files, relative to the ``fedledger`` package: what it measures."""
+
+MIN_SUM_INPUTS: Final = 2
+
+
+def code_files(root: Path | None = None) -> dict[str, bytes]:
+    """The :data:`ENCLAVE_CODE` files under ``root`` (default: this installed package)."""
+    base = root if root is not None else Path(__file__).resolve().parents[2]
+    files: dict[str, bytes] = {}
+    for pattern in ENCLAVE_CODE:
+        for path in sorted(base.glob(pattern)):
+            files[path.relative_to(base).as_posix()] = path.read_bytes()
+    return files
+
+
+def enclave_config(
+    mode: str, n_params: int, strategy: dict[str, Any], security: dict[str, Any]
+) -> dict[str, Any]:
+    """The config an enclave is measured with: everything that decides what it computes."""
+    return {
+        "mode": mode,
+        "n_params": n_params,
+        "strategy": strategy,
+        "security": security,
+    }
+
+
+def expected_measurement(config: dict[str, Any], root: Path | None = None) -> bytes:
+    """The measurement of the enclave program under ``root`` run with ``config``."""
+    return measure(code_files(root), config)
+
+
+def platform_identity(seed: int) -> Identity:
+    """The simulated platform's key (derived from the run seed: it proves nothing)."""
+    return derive_identity(seed, "authority", "enclave-platform")
+
+
+class EnclaveService:
+    """The enclave program (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        :func:`enclave_config`'s dictionary.
+    platform_seed
+        Seed of the simulated platform key (the run seed).
+    """
+
+    def __init__(self, config: dict[str, Any], platform_seed: int) -> None:
+        self.config = config
+        self.mode = str(config["mode"])
+        self.n_params = int(config["n_params"])
+        self.measurement = expected_measurement(config)
+        self._platform = platform_identity(platform_seed)
+        self._box = EnclaveKey()
+        self._signer = Identity.generate("authority", "enclave")
+        self._strategy_cfg = StrategyConfig(**config["strategy"])
+        self._ckks: CkksKeys | None = None
+        self._public = b""
+        if self.mode == "ckks":
+            sec = config["security"]
+            self._ckks = CkksKeys(
+                poly_modulus_degree=int(sec["ckks_poly_degree"]),
+                scale_bits=int(sec["ckks_scale_bits"]),
+            )
+            self._public = self._ckks.public_context()
+        self._data = hashlib.sha256(self._public).digest() if self._public else bytes(32)
+
+    # ---- attestation ----------------------------------------------------------------------
+    def attest(self, nonces: Sequence[bytes]) -> list[bytes]:
+        return [
+            sign_quote(
+                self._platform,
+                self.measurement,
+                self._box.public_key,
+                nonce,
+                signing_key=self._signer.public_key,
+                data=self._data,
+            ).encode()
+            for nonce in nonces
+        ]
+
+    def public_material(self) -> bytes:
+        return self._public
+
+    # ---- aggregation ----------------------------------------------------------------------
+    def aggregate(
+        self,
+        round_number: int,
+        base: bytes,
+        state: bytes,
+        payloads: Sequence[bytes],
+        n_samples: Sequence[int],
+    ) -> AggregateReply:
+        if self.mode != "enclave":
+            raise SecureAggregationError(f"an enclave in {self.mode!r} mode does not aggregate")
+        if len(payloads) != len(n_samples):
+            raise SecureAggregationError("one sample count per payload is needed")
+        global_params = torch.from_numpy(decode_f32(base, self.n_params).copy())
+        rows: list[np.ndarray] = []
+        accepted: list[int] = []
+        rejected: list[tuple[int, str]] = []
+        for i, (sealed, n) in enumerate(zip(payloads, n_samples, strict=True)):
+            try:
+                if n <= 0:
+                    raise EnvelopeError("malformed", "no samples")
+                rows.append(decode_f32(self._box.open(sealed), self.n_params))
+            except EnvelopeError as exc:
+                rejected.append((i, exc.reason))
+                continue
+            accepted.append(i)
+        strategy = create_strategy(self._strategy_cfg)
+        strategy.load_state_dict(dict(load_tensors(state)) if state else {})
+        if accepted:
+            updates = torch.from_numpy(np.stack(rows))
+            weights = torch.tensor([float(n_samples[i]) for i in accepted], dtype=updates.dtype)
+            params = strategy.aggregate(global_params, updates, weights)
+        else:  # nothing usable: the model and the strategy state stay
+            params = global_params
+        out = params.detach().numpy().astype("<f4")
+        transcript = Transcript(
+            round=round_number,
+            mode=self.mode,
+            measurement=self.measurement,
+            strategy=self._strategy_cfg.name,
+            base=vector_digest(global_params.numpy()),
+            inputs=tuple(
+                (hashlib.sha256(p).digest(), int(n))
+                for p, n in zip(payloads, n_samples, strict=True)
+            ),
+            accepted=tuple(accepted),
+            rejected=tuple(rejected),
+            output=vector_digest(out),
+        )
+        return AggregateReply(
+            params=out.tobytes(),
+            state=save_tensors({k: v.contiguous() for k, v in strategy.state_dict().items()}),
+            transcript=transcript.encode(),
+            signature=transcript.sign(self._signer),
+        )
+
+    def decrypt_sum(
+        self,
+        round_number: int,
+        summed: bytes,
+        length: int,
+        inputs: Sequence[tuple[bytes, int]],
+    ) -> DecryptReply:
+        if self._ckks is None:
+            raise SecureAggregationError(f"an enclave in {self.mode!r} mode holds no CKKS key")
+        digests = [d for d, _ in inputs]
+        if len(set(digests)) < MIN_SUM_INPUTS:
+            raise SecureAggregationError(
+                f"refusing to decrypt a sum of {len(set(digests))} distinct updates "
+                f"(at least {MIN_SUM_INPUTS}): it would reveal a single device's update"
+            )
+        values = self._ckks.decrypt(summed, length).astype("<f8")
+        transcript = Transcript(
+            round=round_number,
+            mode=self.mode,
+            measurement=self.measurement,
+            strategy=self._strategy_cfg.name,
+            base=hashlib.sha256(summed).digest(),
+            inputs=tuple((d, int(n)) for d, n in inputs),
+            accepted=tuple(range(len(inputs))),
+            rejected=(),
+            output=vector_digest(values),
+        )
+        return DecryptReply(values.tobytes(), transcript.encode(), transcript.sign(self._signer))

@@ -1,0 +1,102 @@
+"""Modes with an enclave in them: starting it, and checking its quotes as devices do."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+from fedledger.errors import AttestationError
+from fedledger.fl.enclave.process import EnclaveProcess
+from fedledger.fl.enclave.service import enclave_config, expected_measurement, platform_identity
+from fedledger.fl.secure.base import SecureAggregator, SecureContext, round_nonce
+from fedledger.security.enclave.backend import EnclaveBackend
+from fedledger.security.enclave.quote import Quote, verify_quote
+from fedledger.security.enclave.transcript import Transcript, verify_transcript
+
+__all__ = ["AttestedMode"]
+
+
+class AttestedMode(SecureAggregator):
+    """A mode whose key holder is an attested enclave.
+
+    Parameters
+    ----------
+    ctx
+        The run's context.
+    backend
+        The enclave; by default the simulated one, a separate OS process
+        (:class:`~fedledger.fl.enclave.process.EnclaveProcess`). A hardware backend goes here.
+    """
+
+    def __init__(self, ctx: SecureContext, backend: EnclaveBackend | None = None) -> None:
+        super().__init__(ctx)
+        self.config = enclave_config(
+            self.mode, ctx.n_params, ctx.strategy.model_dump(), ctx.security.model_dump()
+        )
+        self.approved = expected_measurement(self.config)
+        """What the authority approves (and registers on the ledger)."""
+        self.platform_key = platform_identity(ctx.seed).public_key
+        self.backend: EnclaveBackend = (
+            backend if backend is not None else EnclaveProcess(self.config, ctx.seed)
+        )
+        self.material = self.backend.public_material()
+        self._quotes: list[Quote] = []
+        self.registered: Callable[[bytes], bool] | None = ctx.measurement_ok
+        """Which measurements devices accept: the ledger's registry when there is one (set
+        by the ledger's set-up), else only :attr:`approved`."""
+
+    def measurement_ok(self, measurement: bytes) -> bool:
+        if self.registered is not None:
+            return self.registered(measurement)
+        return measurement == self.approved
+
+    def verified_quotes(self, nonces: Sequence[bytes], who: Sequence[str]) -> list[Quote]:
+        """Quotes for ``nonces``, each checked as its verifier would before trusting the
+        enclave: platform signature, registered measurement, fresh nonce, and the public
+        material it serves.
+
+        Raises
+        ------
+        AttestationError
+            Naming the verifier that refuses and why.
+        """
+        raw = self.backend.attest(nonces)
+        if len(raw) != len(nonces):
+            raise AttestationError(f"{len(raw)} quotes for {len(nonces)} challenges")
+        data = hashlib.sha256(self.material).digest() if self.material else bytes(32)
+        quotes = []
+        for name, nonce, blob in zip(who, nonces, raw, strict=True):
+            try:
+                quote = Quote.decode(blob)
+                verify_quote(
+                    quote,
+                    platform_key=self.platform_key,
+                    measurement_ok=self.measurement_ok,
+                    nonce=nonce,
+                )
+                if quote.data != data:
+                    raise AttestationError("the quote does not vouch for the public key material")
+            except AttestationError as exc:
+                raise AttestationError(f"{name} refuses the enclave: {exc}") from None
+            quotes.append(quote)
+        return quotes
+
+    def begin_round(self, r: int, devices: Sequence[int], n_samples: Sequence[int]) -> None:
+        names = [f"device {d}" for d in devices]
+        self._quotes = self.verified_quotes(
+            [round_nonce(self.ctx.seed, r, n) for n in names], names
+        )
+
+    def attest(self, nonce: bytes) -> bytes | None:
+        return self.verified_quotes([nonce], ["a validator"])[0].encode()
+
+    def check_transcript(self, transcript: bytes, signature: bytes, r: int) -> Transcript:
+        """Verify a transcript under the signing key of a freshly attested quote."""
+        quote = self.verified_quotes([round_nonce(self.ctx.seed, r, "host")], ["the host"])[0]
+        t = verify_transcript(transcript, signature, quote.signing_key)
+        if t.round != r or t.measurement != quote.measurement:
+            raise AttestationError(f"the enclave's transcript is not for round {r}")
+        return t
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,182 @@
+"""What every secure-aggregation mode provides to the round: protect, then aggregate.
+
+A mode has two sides. On each device, :meth:`SecureAggregator.protect` turns the device's
+update into the payload it signs and sends (sealed, masked or encrypted). On the aggregating
+side, :meth:`SecureAggregator.aggregate` turns the payloads that reached it into the next
+global model, without anybody outside an attested enclave seeing an individual update.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fedledger.config import SecurityConfig, StrategyConfig
+from fedledger.errors import SecureAggregationError
+from fedledger.strategies.base import Strategy
+
+__all__ = [
+    "SecureAggregator",
+    "SecureContext",
+    "SecureOutcome",
+    "Submission",
+    "apply_mean",
+    "round_nonce",
+]
+
+
+@dataclass(frozen=True)
+class SecureContext:
+    """What a mode needs to know about the run.
+
+    Attributes
+    ----------
+    seed
+        The run seed (simulated keys and nonces derive from it).
+    names, sizes
+        The model's parameter names and sizes, in the flat vector's order.
+    security, strategy
+        The ``[security]`` and ``[strategy]`` sections.
+    max_weight
+        Sample count that weighs 1 in a protected sum (``security.max_weight`` resolved).
+    measurement_ok
+        Whether an enclave measurement is registered (the ledger's registry, or the
+        authority's approved value without a ledger); ``None``: the approved value.
+    """
+
+    seed: int
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    security: SecurityConfig
+    strategy: StrategyConfig
+    max_weight: int
+    measurement_ok: Callable[[bytes], bool] | None = None
+
+    @property
+    def n_params(self) -> int:
+        return sum(self.sizes)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A protected update as the aggregator receives it (from an accepted envelope).
+
+    ``device`` is the device's index in the run, or ``-1`` if it is not one of the round's.
+    """
+
+    device: int
+    payload: bytes
+    n_samples: int
+
+    def digest(self) -> bytes:
+        """sha256 of the payload: what the device's envelope signs and a gateway commits."""
+        return hashlib.sha256(self.payload).digest()
+
+
+@dataclass
+class SecureOutcome:
+    """The result of a protected aggregation.
+
+    Attributes
+    ----------
+    params
+        The new global parameters.
+    strategy
+        The strategy (a copy) holding its state after the round.
+    accepted
+        Indexes of the submissions whose update is in the aggregate.
+    rejected
+        ``{index: reason}`` for the submissions left out.
+    evidence
+        JSON-ready record of how the result was obtained (transcript, signature, quote,
+        survivors, clipped values...).
+    """
+
+    params: torch.Tensor
+    strategy: Strategy
+    accepted: list[int]
+    rejected: dict[int, str]
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def round_nonce(seed: int, r: int, who: str) -> bytes:
+    """A fresh 32-byte attestation challenge of ``who`` for round ``r``."""
+    return hashlib.sha256(f"fedledger/attest/v1/{seed}/{r}/{who}".encode()).digest()
+
+
+def apply_mean(
+    strategy: Strategy, base: torch.Tensor, mean: np.ndarray
+) -> tuple[torch.Tensor, Strategy]:
+    """Apply a weighted-mean update through a copy of an averaging strategy.
+
+    ``secagg+`` and ``ckks`` reveal only the weighted sum, so the strategy sees one row with
+    weight 1 — which for FedAvg, FedAvgM and FedAdam is exactly the weighted mean they would
+    compute from the individual rows.
+    """
+    if not np.isfinite(mean).all():
+        raise SecureAggregationError(
+            "the unprotected sum has NaN or infinite values: an update was corrupt, and "
+            "secagg+ and ckks cannot screen individual updates (the enclave mode can)"
+        )
+    own = copy.deepcopy(strategy)
+    row = torch.from_numpy(np.asarray(mean, dtype=np.float32)).unsqueeze(0)
+    return own.aggregate(base, row, torch.ones(1, dtype=row.dtype)), own
+
+
+class SecureAggregator(ABC):
+    """One secure-aggregation mode (see the module docstring).
+
+    Parameters
+    ----------
+    ctx
+        The run's :class:`SecureContext`.
+    """
+
+    mode: ClassVar[str]
+    scheme: ClassVar[str]
+    """The envelope scheme of the protected payloads."""
+
+    def __init__(self, ctx: SecureContext) -> None:
+        self.ctx = ctx
+
+    def begin_round(  # noqa: B027 - an optional hook
+        self, r: int, devices: Sequence[int], n_samples: Sequence[int]
+    ) -> None:
+        """Set-up before devices protect their updates (attestation, key agreement).
+
+        ``devices`` are the run indexes of the round's devices in the order their updates
+        come; ``n_samples`` their sample counts.
+        """
+
+    @abstractmethod
+    def protect(self, r: int, k: int, update: np.ndarray) -> bytes | None:
+        """Device ``k`` (position in :meth:`begin_round`'s list) protects its float32 update;
+        ``None`` if the device drops out before sending."""
+
+    @abstractmethod
+    def aggregate(
+        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+    ) -> SecureOutcome:
+        """The next global model from the submissions that reached the aggregator."""
+
+    def payload_size(self) -> int | None:
+        """The exact size of a valid payload, if fixed (gateways refuse others)."""
+        return None
+
+    def attest(self, nonce: bytes) -> bytes | None:
+        """A verified quote for a validator's ``nonce`` (``None`` if no enclave takes part)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - an optional hook
+        """Stop anything the mode started (an enclave process)."""
+
+    def weight_ratio(self, n_samples: int) -> float:
+        """``n_samples / max_weight``: a device's factor in the protected weighted sum."""
+        return n_samples / self.ctx.max_weight

@@ -1,0 +1,75 @@
+"""``enclave``: updates sealed to an attested enclave, which aggregates them with any strategy.
+
+Each device verifies the enclave's quote (registered measurement, platform signature, its own
+fresh nonce) and seals its float32 update to the quoted X25519 key. Gateways see sealed bytes
+only. The enclave opens them, screens them, runs the configured strategy on the individual
+updates — so median, Krum and the other robust rules work — and releases only the new
+parameters, the strategy state and a signed transcript.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from fedledger.errors import AttestationError
+from fedledger.fl.secure.attested import AttestedMode
+from fedledger.fl.secure.base import SecureOutcome, Submission
+from fedledger.security.enclave.sealing import SEALED_OVERHEAD, seal
+from fedledger.security.enclave.transcript import vector_digest
+from fedledger.security.payload import encode_f32
+from fedledger.strategies.base import Strategy
+
+__all__ = ["SEALED_F32", "EnclaveMode"]
+
+SEALED_F32 = "sealed-f32"
+"""Envelope scheme: a plain-f32 update in an X25519 sealed box."""
+
+
+class EnclaveMode(AttestedMode):
+    """See the module docstring."""
+
+    mode = "enclave"
+    scheme = SEALED_F32
+
+    def protect(self, r: int, k: int, update: np.ndarray) -> bytes | None:
+        return seal(
+            encode_f32(np.ascontiguousarray(update, dtype=np.float32)), self._quotes[k].enclave_key
+        )
+
+    def payload_size(self) -> int | None:
+        return 4 * self.ctx.n_params + SEALED_OVERHEAD
+
+    def aggregate(
+        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+    ) -> SecureOutcome:
+        state = save_tensors({k: v.contiguous() for k, v in strategy.state_dict().items()})
+        reply = self.backend.aggregate(
+            r,
+            base.detach().numpy().astype("<f4").tobytes(),
+            state,
+            [s.payload for s in submissions],
+            [s.n_samples for s in submissions],
+        )
+        t = self.check_transcript(reply.transcript, reply.signature, r)
+        out = np.frombuffer(reply.params, dtype="<f4")
+        expected_inputs = tuple((s.digest(), s.n_samples) for s in submissions)
+        if t.inputs != expected_inputs or t.output != vector_digest(out):
+            raise AttestationError(
+                f"round {r}: the enclave's transcript does not match what it was sent and released"
+            )
+        own = copy.deepcopy(strategy)
+        own.load_state_dict(dict(load_tensors(reply.state)) if reply.state else {})
+        params = torch.from_numpy(out.astype(np.float32))
+        return SecureOutcome(
+            params=params,
+            strategy=own,
+            accepted=list(t.accepted),
+            rejected=dict(t.rejected),
+            evidence={"transcript": reply.transcript.hex(), "signature": reply.signature.hex()},
+        )

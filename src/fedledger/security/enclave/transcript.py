@@ -1,0 +1,136 @@
+"""The enclave's signed transcript: which inputs it was given, which it used, what it released.
+
+An enclave aggregates updates nobody else can read, so its output is checkable only through
+what it signs. A transcript binds, under the Ed25519 key that the enclave's attestation quote
+vouches for (:attr:`~fedledger.security.enclave.quote.Quote.signing_key`):
+
+- the round, the mode and the enclave's measurement,
+- the digest of the base model it started from,
+- every input it was given (sha256 of the protected payload, as signed by the device in its
+  envelope and committed by a gateway, with its sample count), in order,
+- which inputs it accepted and why it refused the others,
+- the digest of what it released (the new global parameters, or a decrypted sum),
+- per-input scores (empty until contribution scoring is configured).
+
+Validators check the signature and that the inputs are the envelopes the gateways committed;
+an auditor checks the same offline. The encoding is canonical JSON with a version field;
+nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from fedledger.errors import AttestationError
+from fedledger.security.identity import Identity, verify_signature
+
+__all__ = ["TRANSCRIPT_FORMAT", "Transcript", "vector_digest", "verify_transcript"]
+
+TRANSCRIPT_FORMAT: Final = "fedledger-transcript/v1"
+_SIGNED: Final = b"fedledger/transcript/v1\x00"
+
+
+def vector_digest(values: np.ndarray) -> bytes:
+    """sha256 of a vector's little-endian bytes (float32 or float64 as given)."""
+    array = np.ascontiguousarray(values)
+    return hashlib.sha256(
+        array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    ).digest()
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What an enclave did in one round (see the module docstring)."""
+
+    round: int
+    mode: str
+    measurement: bytes
+    strategy: str
+    base: bytes
+    inputs: tuple[tuple[bytes, int], ...]
+    accepted: tuple[int, ...]
+    rejected: tuple[tuple[int, str], ...]
+    output: bytes
+    scores: tuple[float, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": TRANSCRIPT_FORMAT,
+            "round": self.round,
+            "mode": self.mode,
+            "measurement": self.measurement.hex(),
+            "strategy": self.strategy,
+            "base": self.base.hex(),
+            "inputs": [{"digest": d.hex(), "n_samples": n} for d, n in self.inputs],
+            "accepted": list(self.accepted),
+            "rejected": [{"input": i, "reason": r} for i, r in self.rejected],
+            "output": self.output.hex(),
+            "scores": list(self.scores),
+        }
+
+    def encode(self) -> bytes:
+        """Canonical JSON bytes (what is signed)."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(_SIGNED + self.encode()).digest()
+
+    def sign(self, key: Identity) -> bytes:
+        """The enclave's Ed25519 signature over :meth:`encode`."""
+        return key.sign(_SIGNED + self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> Transcript:
+        """Parse a transcript strictly; raises :class:`AttestationError` naming the problem."""
+        try:
+            obj = json.loads(data)
+            if obj.get("format") != TRANSCRIPT_FORMAT:
+                raise AttestationError(f"unknown transcript format {obj.get('format')!r}")
+            t = cls(
+                round=int(obj["round"]),
+                mode=str(obj["mode"]),
+                measurement=bytes.fromhex(obj["measurement"]),
+                strategy=str(obj["strategy"]),
+                base=bytes.fromhex(obj["base"]),
+                inputs=tuple(
+                    (bytes.fromhex(x["digest"]), int(x["n_samples"])) for x in obj["inputs"]
+                ),
+                accepted=tuple(int(i) for i in obj["accepted"]),
+                rejected=tuple((int(x["input"]), str(x["reason"])) for x in obj["rejected"]),
+                output=bytes.fromhex(obj["output"]),
+                scores=tuple(float(s) for s in obj["scores"]),
+            )
+        except AttestationError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise AttestationError(f"malformed transcript: {exc}") from None
+        if t.encode() != data:
+            raise AttestationError("malformed transcript: not in canonical form")
+        return t
+
+
+def verify_transcript(data: bytes, signature: bytes, signing_key: bytes) -> Transcript:
+    """Decode a transcript and check the enclave's signature over it.
+
+    Parameters
+    ----------
+    data
+        The transcript's canonical bytes.
+    signature
+        The enclave's Ed25519 signature.
+    signing_key
+        The enclave's Ed25519 public key, taken from a verified quote.
+
+    Raises
+    ------
+    AttestationError
+        If the signature does not verify or the transcript is malformed.
+    """
+    if not verify_signature(signing_key, signature, _SIGNED + data):
+        raise AttestationError("transcript signature does not verify under the enclave's key")
+    return Transcript.decode(data)
