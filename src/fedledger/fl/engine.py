@@ -227,6 +227,9 @@ class Simulation:
         """Run round ``round_number`` (1-based) and make its model the global model."""
         if self.driver is not None:
             return self.driver.run_round(self, round_number)
+        t0 = time.perf_counter()
+        self.begin_secure_round(round_number)
+        setup = time.perf_counter() - t0
         local = self.train_devices(round_number)
         t1 = time.perf_counter()
         secure: dict[str, Any] | None = None
@@ -248,8 +251,13 @@ class Simulation:
             global_params=self.global_params,
             devices=local.devices,
             metrics=metrics,
-            seconds=local.seconds + t3 - t1,
-            timings={"train": local.seconds, "aggregate": t2 - t1, "evaluate": t3 - t2},
+            seconds=setup + local.seconds + t3 - t1,
+            timings={
+                **({"setup": setup} if self.secure is not None else {}),
+                "train": local.seconds,
+                "aggregate": t2 - t1,
+                "evaluate": t3 - t2,
+            },
         )
 
     def protected_round(self, round_number: int, local: LocalUpdates) -> SecureOutcome:
@@ -258,14 +266,21 @@ class Simulation:
 
         assert self.secure is not None
         weights = [int(w) for w in local.weights]
-        self.secure.begin_round(round_number, local.order, weights)
         matrix = local.updates.detach().numpy()
         submissions = []
         for k, d in enumerate(local.order):
-            payload = self.secure.protect(round_number, k, matrix[k])
+            payload = self.secure.protect(round_number, d, matrix[k])
             if payload is not None:
                 submissions.append(Submission(d, payload, weights[k]))
         return self.secure.aggregate(round_number, self.global_params, self.strategy, submissions)
+
+    def begin_secure_round(self, round_number: int) -> None:
+        """Before the devices train: the secure-aggregation mode's set-up for this round's
+        devices (attestation, or SecAgg+ key agreement in the background)."""
+        if self.secure is not None:
+            devices = self.sample_devices(round_number)
+            counts = [len(self.train_rows[d]) for d in devices]
+            self.secure.begin_round(round_number, devices, counts)
 
     def close(self) -> None:
         """Stop the ledger's network process and the enclave, if any."""

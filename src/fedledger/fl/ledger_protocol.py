@@ -46,6 +46,7 @@ from fedledger.fl.tasks import EvalStats
 from fedledger.fl.validator import NO_QUOTE, NO_REWARDS, Validator, accepted_digest
 from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tensors
 from fedledger.security.enclave.quote import Quote
+from fedledger.security.enclave.transcript import verify_transcript
 from fedledger.security.envelope import seal_envelope
 from fedledger.security.payload import PLAIN_F32, encode_f32
 from fedledger.strategies.base import Strategy
@@ -176,10 +177,12 @@ class LedgerProtocol:
                 f"model in memory"
             )
         lap("fetch")
+        sim.begin_secure_round(r)
+        lap("protect")
         local = sim.train_devices(r)
         timings["train"] = local.seconds
         t = time.perf_counter()
-        payloads = self._protect(sim, r, local.updates, local.order, local.weights)
+        payloads = self._protect(sim, r, local.updates, local.order)
         scheme = PLAIN_F32 if sim.secure is None else sim.secure.scheme
         lap("protect")
         inbox, envelope_rows = self._sign(r, local.order, local.weights, payloads, scheme)
@@ -232,6 +235,15 @@ class LedgerProtocol:
             derived, context = self._publish(sim, r, protected.params, protected.strategy)
             lap("validate")
         quotes = self._attest(sim, r)
+        if secure is not None and "transcript" in secure["evidence"]:
+            # each validator checks the transcript under the key its own quote vouches for
+            for q in quotes:
+                assert q is not None
+                verify_transcript(
+                    bytes.fromhex(secure["evidence"]["transcript"]),
+                    bytes.fromhex(secure["evidence"]["signature"]),
+                    Quote.decode(q).signing_key,
+                )
         roots = [bytes.fromhex(b["root"]) for b in batches if b["accepted"]]
         ballots = [
             {
@@ -297,15 +309,14 @@ class LedgerProtocol:
 
     @staticmethod
     def _protect(
-        sim: Simulation, r: int, updates: torch.Tensor, order: list[int], weights: torch.Tensor
+        sim: Simulation, r: int, updates: torch.Tensor, order: list[int]
     ) -> list[bytes | None]:
         """Each device's payload: its plain float32 update, or with a secure-aggregation mode
         its protected update (``None`` for a device that drops out)."""
         matrix = updates.detach().numpy()
         if sim.secure is None:
             return [encode_f32(row) for row in matrix]
-        sim.secure.begin_round(r, order, [int(w) for w in weights])
-        return [sim.secure.protect(r, k, matrix[k]) for k in range(len(order))]
+        return [sim.secure.protect(r, d, matrix[k]) for k, d in enumerate(order)]
 
     def _sign(
         self,

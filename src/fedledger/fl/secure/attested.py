@@ -40,7 +40,9 @@ class AttestedMode(SecureAggregator):
             backend if backend is not None else EnclaveProcess(self.config, ctx.seed)
         )
         self.material = self.backend.public_material()
-        self._quotes: list[Quote] = []
+        self._quotes: dict[int, Quote] = {}
+        self.host_quote = b""
+        """The quote the host verified the last transcript with."""
         self.registered: Callable[[bytes], bool] | None = ctx.measurement_ok
         """Which measurements devices accept: the ledger's registry when there is one (set
         by the ledger's set-up), else only :attr:`approved`."""
@@ -83,9 +85,8 @@ class AttestedMode(SecureAggregator):
 
     def begin_round(self, r: int, devices: Sequence[int], n_samples: Sequence[int]) -> None:
         names = [f"device {d}" for d in devices]
-        self._quotes = self.verified_quotes(
-            [round_nonce(self.ctx.seed, r, n) for n in names], names
-        )
+        quotes = self.verified_quotes([round_nonce(self.ctx.seed, r, n) for n in names], names)
+        self._quotes = dict(zip(devices, quotes, strict=True))
 
     def attest(self, nonce: bytes) -> bytes | None:
         return self.verified_quotes([nonce], ["a validator"])[0].encode()
@@ -93,6 +94,7 @@ class AttestedMode(SecureAggregator):
     def check_transcript(self, transcript: bytes, signature: bytes, r: int) -> Transcript:
         """Verify a transcript under the signing key of a freshly attested quote."""
         quote = self.verified_quotes([round_nonce(self.ctx.seed, r, "host")], ["the host"])[0]
+        self.host_quote = quote.encode()
         t = verify_transcript(transcript, signature, quote.signing_key)
         if t.round != r or t.measurement != quote.measurement:
             raise AttestationError(f"the enclave's transcript is not for round {r}")

@@ -149,16 +149,17 @@ class SecureAggregator(ABC):
     def begin_round(  # noqa: B027 - an optional hook
         self, r: int, devices: Sequence[int], n_samples: Sequence[int]
     ) -> None:
-        """Set-up before devices protect their updates (attestation, key agreement).
+        """Set-up before devices protect their updates (attestation, key agreement); called
+        before they train, and may run in the background while they do.
 
-        ``devices`` are the run indexes of the round's devices in the order their updates
-        come; ``n_samples`` their sample counts.
+        ``devices`` are the run indexes of the round's devices; ``n_samples`` their sample
+        counts.
         """
 
     @abstractmethod
-    def protect(self, r: int, k: int, update: np.ndarray) -> bytes | None:
-        """Device ``k`` (position in :meth:`begin_round`'s list) protects its float32 update;
-        ``None`` if the device drops out before sending."""
+    def protect(self, r: int, device: int, update: np.ndarray) -> bytes | None:
+        """``device`` (one of :meth:`begin_round`'s) protects its float32 update; ``None`` if
+        the device drops out before sending."""
 
     @abstractmethod
     def aggregate(

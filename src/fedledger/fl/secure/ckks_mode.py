@@ -77,17 +77,19 @@ class CkksMode(AttestedMode):
         self.slots = ctx.security.ckks_poly_degree // 2
         self.n_secret = sum(b - a for a, b in self.ranges)
 
-    def protect(self, r: int, k: int, update: np.ndarray) -> bytes | None:
-        if not self._quotes:
-            raise AttestationError("no verified quote: begin_round first")
-        x = np.asarray(update, dtype=np.float64) * self._ratios[k]
+    def protect(self, r: int, device: int, update: np.ndarray) -> bytes | None:
+        if device not in self._quotes:
+            raise AttestationError(f"device {device} holds no verified quote this round")
+        x = np.asarray(update, dtype=np.float64) * self._ratios[device]
         secret, clear = select(x, self.ranges)
         encrypted = encrypt_update(self.context, secret, self.slots)
         return _LEN.pack(len(encrypted)) + encrypted + clear.astype("<f4").tobytes()
 
     def begin_round(self, r: int, devices: Sequence[int], n_samples: Sequence[int]) -> None:
         super().begin_round(r, devices, n_samples)
-        self._ratios = [self.weight_ratio(int(n)) for n in n_samples]
+        self._ratios = {
+            d: self.weight_ratio(int(n)) for d, n in zip(devices, n_samples, strict=True)
+        }
 
     def _split(self, payload: bytes) -> tuple[bytes, np.ndarray]:
         n_clear = self.ctx.n_params - self.n_secret
@@ -152,6 +154,7 @@ class CkksMode(AttestedMode):
             evidence={
                 "transcript": reply.transcript.hex(),
                 "signature": reply.signature.hex(),
+                "quote": self.host_quote.hex(),
                 "ciphertext_bytes": len(total),
             },
         )

@@ -37,9 +37,10 @@ class EnclaveMode(AttestedMode):
     mode = "enclave"
     scheme = SEALED_F32
 
-    def protect(self, r: int, k: int, update: np.ndarray) -> bytes | None:
+    def protect(self, r: int, device: int, update: np.ndarray) -> bytes | None:
         return seal(
-            encode_f32(np.ascontiguousarray(update, dtype=np.float32)), self._quotes[k].enclave_key
+            encode_f32(np.ascontiguousarray(update, dtype=np.float32)),
+            self._quotes[device].enclave_key,
         )
 
     def payload_size(self) -> int | None:
@@ -71,5 +72,9 @@ class EnclaveMode(AttestedMode):
             strategy=own,
             accepted=list(t.accepted),
             rejected=dict(t.rejected),
-            evidence={"transcript": reply.transcript.hex(), "signature": reply.signature.hex()},
+            evidence={
+                "transcript": reply.transcript.hex(),
+                "signature": reply.signature.hex(),
+                "quote": self.host_quote.hex(),
+            },
         )

@@ -17,6 +17,7 @@ In the simulation the devices' side of each message exchange runs here as well (
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,29 +74,50 @@ class SecAggMode(SecureAggregator):
             round=r,
             graph_seed=hashlib.sha256(b"fedledger/secagg+/graph" + seed).digest(),
         )
-        graph = self.config.graph()
         self.position = {d: i for i, d in enumerate(devices)}
+        self.order = list(devices)
         self.ratios = [self.weight_ratio(int(w)) for w in n_samples]
-        self.devices = [
-            Device(
-                i,
-                self.config,
-                seed=hashlib.sha256(
-                    b"fedledger/secagg+/device" + seed + i.to_bytes(4, "big")
-                ).digest(),
-                graph=graph,
-            )
-            for i in range(n)
-        ]
-        self.server = Server(self.config, graph=graph)
-        directory = self.server.collect_keys(d.advertise() for d in self.devices)
-        self.inboxes = self.server.route_shares(d.share_keys(directory) for d in self.devices)
         drop = round(sec.secagg_dropout * n)
         rng = np.random.default_rng([self.ctx.seed, r, 3])
         self.dropped = {int(i) for i in rng.choice(n, size=drop, replace=False)} if drop else set()
         self.clipped = 0
+        self._failure: BaseException | None = None
+        # rounds 0-1 and the masks do not depend on the updates: devices run them while they
+        # train (torch releases the GIL, so the simulation overlaps them too)
+        self._setup = threading.Thread(target=self._key_setup, args=(seed,), daemon=True)
+        self._setup.start()
 
-    def protect(self, r: int, k: int, update: np.ndarray) -> bytes | None:
+    def _key_setup(self, seed: bytes) -> None:
+        try:
+            graph = self.config.graph()
+            self.devices = [
+                Device(
+                    i,
+                    self.config,
+                    seed=hashlib.sha256(
+                        b"fedledger/secagg+/device" + seed + i.to_bytes(4, "big")
+                    ).digest(),
+                    graph=graph,
+                )
+                for i in range(self.config.n)
+            ]
+            self.server = Server(self.config, graph=graph)
+            directory = self.server.collect_keys(d.advertise() for d in self.devices)
+            self.inboxes = self.server.route_shares(d.share_keys(directory) for d in self.devices)
+            for d in self.devices:
+                if d.index not in self.dropped:
+                    d.receive(self.inboxes.get(d.index, {}))
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._failure = exc
+
+    def _ready(self) -> None:
+        self._setup.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def protect(self, r: int, device: int, update: np.ndarray) -> bytes | None:
+        self._ready()
+        k = self.position[device]
         if k in self.dropped:
             return None
         x = np.asarray(update, dtype=np.float64) * self.ratios[k]
@@ -109,6 +131,7 @@ class SecAggMode(SecureAggregator):
     def aggregate(
         self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
     ) -> SecureOutcome:
+        self._ready()
         rejected: dict[int, str] = {}
         masked: list[MaskedInput] = []
         index_of: dict[int, int] = {}
@@ -142,5 +165,6 @@ class SecAggMode(SecureAggregator):
                 "clipped": int(self.clipped),
                 "neighbours": self.config.k,
                 "threshold": self.config.threshold,
+                "dropped_devices": [self.order[k] for k in result.dropped],
             },
         )

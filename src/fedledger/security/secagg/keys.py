@@ -14,15 +14,18 @@ from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nacl.bindings import crypto_scalarmult
+from nacl.exceptions import CryptoError
 
 from fedledger.errors import SecureAggregationError
 
 __all__ = [
     "DOMAIN",
     "KEY_SIZE",
+    "channel_key",
     "derive",
     "mask_seed",
     "open_shares",
@@ -52,7 +55,10 @@ def _pair_key(
 ) -> bytes:
     if len(peer_public) != KEY_SIZE:
         raise SecureAggregationError(f"device {j}: public key must be {KEY_SIZE} bytes")
-    shared = own.exchange(X25519PublicKey.from_public_bytes(peer_public))
+    try:  # libsodium (PyNaCl) releases the GIL, so set-up overlaps with training threads
+        shared = crypto_scalarmult(own.private_bytes_raw(), peer_public)
+    except (CryptoError, RuntimeError, ValueError):
+        raise SecureAggregationError(f"device {j}: public key is a low-order point") from None
     return derive(shared, domain + _PAIR.pack(round_, min(i, j), max(i, j)))
 
 
@@ -61,24 +67,24 @@ def mask_seed(own: X25519PrivateKey, peer_public: bytes, round_: int, i: int, j:
     return _pair_key(DOMAIN, own, peer_public, round_, i, j)
 
 
-def seal_shares(
-    own: X25519PrivateKey, peer_public: bytes, round_: int, sender: int, recipient: int, data: bytes
-) -> bytes:
-    """Encrypt ``data`` from ``sender`` to ``recipient`` under their pairwise channel key.
+def channel_key(own: X25519PrivateKey, peer_public: bytes, round_: int, i: int, j: int) -> bytes:
+    """The pairwise channel key of devices ``i`` and ``j`` (the same from either side), so a
+    device computes it once for the boxes it sends to and receives from a neighbour."""
+    return _pair_key(_CHANNEL, own, peer_public, round_, i, j)
+
+
+def seal_shares(key: bytes, round_: int, sender: int, recipient: int, data: bytes) -> bytes:
+    """Encrypt ``data`` from ``sender`` to ``recipient`` under their :func:`channel_key`.
 
     The nonce is ``sender || recipient || 0^4``, unique because a sender writes to a recipient
     once per round; the round and both ids are also authenticated as associated data.
     """
-    key = _pair_key(_CHANNEL, own, peer_public, round_, sender, recipient)
     nonce = _NONCE.pack(sender, recipient)
     return ChaCha20Poly1305(key).encrypt(nonce, data, _PAIR.pack(round_, sender, recipient))
 
 
-def open_shares(
-    own: X25519PrivateKey, peer_public: bytes, round_: int, sender: int, recipient: int, box: bytes
-) -> bytes:
+def open_shares(key: bytes, round_: int, sender: int, recipient: int, box: bytes) -> bytes:
     """Decrypt what :func:`seal_shares` produced; raise on any tampering."""
-    key = _pair_key(_CHANNEL, own, peer_public, round_, sender, recipient)
     nonce = _NONCE.pack(sender, recipient)
     try:
         return ChaCha20Poly1305(key).decrypt(nonce, box, _PAIR.pack(round_, sender, recipient))

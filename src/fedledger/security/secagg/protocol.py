@@ -43,6 +43,7 @@ from fedledger.security.secagg.graph import CommunicationGraph
 from fedledger.security.secagg.keys import (
     DOMAIN,
     KEY_SIZE,
+    channel_key,
     derive,
     mask_seed,
     open_shares,
@@ -251,7 +252,10 @@ class Device:
         self._mask = X25519PrivateKey.from_private_bytes(material[32:64])
         self._self_seed = material[64:96]
         self._peers: dict[int, AdvertiseKeys] = {}
+        self._channel_keys: dict[int, bytes] = {}
         self._held: dict[int, tuple[Share, Share]] = {}
+        self._mask_vector: npt.NDArray[np.uint64] | None = None
+        self._received: Mapping[int, bytes] | None = None
         self.clipped = 0
 
     def advertise(self) -> AdvertiseKeys:
@@ -283,10 +287,51 @@ class Device:
             data = b_shares[j + 1].y.to_bytes(_Y_SIZE, "big") + s_shares[j + 1].y.to_bytes(
                 _Y_SIZE, "big"
             )
-            boxes[j] = seal_shares(
-                self._channel, ad.channel_key, self.config.round, self.index, j, data
-            )
+            key = channel_key(self._channel, ad.channel_key, self.config.round, self.index, j)
+            self._channel_keys[j] = key  # the same key opens the box j sends back
+            boxes[j] = seal_shares(key, self.config.round, self.index, j, data)
         return EncryptedShares(self.index, boxes)
+
+    def receive(self, inbox: Mapping[int, bytes]) -> None:
+        """Round 2, first half: decrypt the shares received and compute the mask (self mask
+        plus pairwise masks), which does not depend on the input — a device can do this while
+        it trains. :meth:`mask_input` does it if it was not done.
+
+        Raises
+        ------
+        SecureAggregationError
+            If a box is not from a neighbour or fails authentication, or fewer than
+            ``threshold`` neighbours shared keys.
+        """
+        cfg = self.config
+        if len(inbox) < cfg.threshold:
+            raise SecureAggregationError(
+                f"device {self.index}: {len(inbox)} neighbours shared keys, {cfg.threshold} needed"
+            )
+        held: dict[int, tuple[Share, Share]] = {}
+        for j, box in inbox.items():
+            if j not in self._peers:
+                raise SecureAggregationError(f"device {self.index}: unexpected box from {j}")
+            key = self._channel_keys.get(j) or channel_key(
+                self._channel, self._peers[j].channel_key, cfg.round, self.index, j
+            )
+            data = open_shares(key, cfg.round, j, self.index, box)
+            if len(data) != 2 * _Y_SIZE:
+                raise SecureAggregationError(f"device {self.index}: malformed box from {j}")
+            x_id = self.index + 1
+            b = Share(x_id, int.from_bytes(data[:_Y_SIZE], "big"), cfg.threshold, KEY_SIZE)
+            s = Share(x_id, int.from_bytes(data[_Y_SIZE:], "big"), cfg.threshold, KEY_SIZE)
+            held[j] = (b, s)
+        y = expand(self._self_seed, cfg.dim, cfg.modulus_bits)
+        for j in sorted(held):
+            mask = _pair_mask(cfg, self._mask, self._peers[j].mask_key, self.index, j)
+            if j > self.index:
+                y += mask
+            else:
+                y -= mask
+        self._held = held
+        self._mask_vector = y
+        self._received = inbox
 
     def mask_input(self, x: npt.ArrayLike, inbox: Mapping[int, bytes]) -> MaskedInput:
         """Round 2: decrypt the shares received and return the masked encoding of ``x``.
@@ -307,23 +352,9 @@ class Device:
             neighbours shared keys, or ``x`` has the wrong size or a non-finite entry.
         """
         cfg = self.config
-        if len(inbox) < cfg.threshold:
-            raise SecureAggregationError(
-                f"device {self.index}: {len(inbox)} neighbours shared keys, {cfg.threshold} needed"
-            )
-        held: dict[int, tuple[Share, Share]] = {}
-        for j, box in inbox.items():
-            if j not in self._peers:
-                raise SecureAggregationError(f"device {self.index}: unexpected box from {j}")
-            data = open_shares(
-                self._channel, self._peers[j].channel_key, cfg.round, j, self.index, box
-            )
-            if len(data) != 2 * _Y_SIZE:
-                raise SecureAggregationError(f"device {self.index}: malformed box from {j}")
-            x_id = self.index + 1
-            b = Share(x_id, int.from_bytes(data[:_Y_SIZE], "big"), cfg.threshold, KEY_SIZE)
-            s = Share(x_id, int.from_bytes(data[_Y_SIZE:], "big"), cfg.threshold, KEY_SIZE)
-            held[j] = (b, s)
+        if self._mask_vector is None or self._received is not inbox:
+            self.receive(inbox)
+        assert self._mask_vector is not None
         vector = np.asarray(x, dtype=np.float64).reshape(-1)
         if vector.size != cfg.dim:
             raise SecureAggregationError(
@@ -331,15 +362,8 @@ class Device:
             )
         encoded = cfg.codec.encode(vector)
         y = encoded.values
-        y += expand(self._self_seed, cfg.dim, cfg.modulus_bits)
-        for j in sorted(held):
-            mask = _pair_mask(cfg, self._mask, self._peers[j].mask_key, self.index, j)
-            if j > self.index:
-                y += mask
-            else:
-                y -= mask
+        y += self._mask_vector
         y &= cfg.codec.mask
-        self._held = held
         self.clipped = encoded.clipped
         return MaskedInput(self.index, y)
 
