@@ -135,6 +135,7 @@ def test_devices_refuse_an_enclave_running_changed_code(tmp_path: Path) -> None:
     try:
         with pytest.raises(AttestationError, match=r"device 0 refuses the enclave.*not registered"):
             mode.begin_round(1, [0, 1], [10, 10])
+            mode.protect(1, 0, np.zeros(P, dtype=np.float32))
     finally:
         mode.close()
 
@@ -181,13 +182,16 @@ def test_a_replayed_quote_or_a_foreign_platform_is_refused() -> None:
     wrapped = _Wrapped(probe.backend, replay=True)
     mode = EnclaveMode(ctx, backend=wrapped)
     mode.begin_round(1, [0, 1], [10, 10])  # fresh quotes
+    mode.device_quote(0)
     with pytest.raises(AttestationError, match=r"device 0 refuses.*replayed"):
         mode.begin_round(2, [0, 1], [10, 10])  # the enclave answers with last round's quotes
+        mode.device_quote(0)
     mode.close()
     foreign = EnclaveProcess(probe.config, platform_seed=1)  # another platform key signs
     mode = EnclaveMode(ctx, backend=foreign)
     with pytest.raises(AttestationError, match="signature does not verify"):
         mode.begin_round(1, [0, 1], [10, 10])
+        mode.device_quote(1)
     mode.close()
 
 
@@ -253,3 +257,15 @@ def test_ckks_decrypts_only_the_sum(layers: list[str]) -> None:
             mode.backend.decrypt_sum(1, b"", 10, [(bytes(32), 5)])
     finally:
         mode.close()
+
+
+def test_a_speculative_aggregate_is_used_only_for_the_same_inputs(enclave: EnclaveMode) -> None:
+    x, n = updates(4)
+    enclave.begin_round(5, [0, 1, 2, 3], n)
+    subs = [Submission(d, enclave.protect(5, d, x[d]) or b"", n[d]) for d in range(4)]
+    strategy = create_strategy(enclave.ctx.strategy)
+    enclave.speculate(5, torch.zeros(P), strategy, subs)
+    assert enclave.speculated(subs[:3]) is None  # a gateway refused one: aggregate again
+    enclave.speculate(5, torch.zeros(P), strategy, subs)
+    ahead = enclave.speculated(subs)
+    assert ahead is not None and torch.equal(ahead.params, plain(x, n))

@@ -193,6 +193,17 @@ class LedgerProtocol:
             # while the network checks and commits, validators derive from all of the updates
             derived, context = self._derive(sim, r, local.updates, local.weights)
             lap("validate")
+        else:  # the enclave may aggregate them meanwhile, on another core
+            sim.secure.speculate(
+                r,
+                sim.global_params,
+                sim.strategy,
+                [
+                    Submission(local.order[k], payload, int(local.weights[k]))
+                    for k, payload in enumerate(payloads)
+                    if payload is not None
+                ],
+            )
         receipts: list[dict[str, Any]] = []
         exchange: dict[str, Any] = {}
         for result in self.net.collect():
@@ -221,7 +232,9 @@ class LedgerProtocol:
                 else Submission(-1, bytes.fromhex(item["payload"]), int(item["n_samples"]))
                 for item in sorted(accepted, key=_trainer_order)
             ]
-            protected = sim.secure.aggregate(r, sim.global_params, sim.strategy, submissions)
+            protected = sim.secure.speculated(submissions) or sim.secure.aggregate(
+                r, sim.global_params, sim.strategy, submissions
+            )
             refused: dict[str, int] = {}
             for why in protected.rejected.values():
                 refused[why] = refused.get(why, 0) + 1

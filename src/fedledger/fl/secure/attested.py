@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 
 from fedledger.errors import AttestationError
@@ -41,6 +43,8 @@ class AttestedMode(SecureAggregator):
         )
         self.material = self.backend.public_material()
         self._quotes: dict[int, Quote] = {}
+        self._pending: threading.Thread | None = None
+        self._failure: BaseException | None = None
         self.host_quote = b""
         """The quote the host verified the last transcript with."""
         self.registered: Callable[[bytes], bool] | None = ctx.measurement_ok
@@ -84,15 +88,48 @@ class AttestedMode(SecureAggregator):
         return quotes
 
     def begin_round(self, r: int, devices: Sequence[int], n_samples: Sequence[int]) -> None:
-        names = [f"device {d}" for d in devices]
-        quotes = self.verified_quotes([round_nonce(self.ctx.seed, r, n) for n in names], names)
-        self._quotes = dict(zip(devices, quotes, strict=True))
+        """Each device attests the enclave with its own nonce — in the background, while the
+        devices train (libsodium and the pipe release the GIL)."""
+        self._join()
+        self._quotes = {}
+        self._failure = None
+        self._pending = threading.Thread(
+            target=self._attest_devices, args=(r, list(devices)), daemon=True
+        )
+        self._pending.start()
+
+    def _attest_devices(self, r: int, devices: list[int]) -> None:
+        try:
+            names = [f"device {d}" for d in devices]
+            nonces = [round_nonce(self.ctx.seed, r, n) for n in names]
+            self._quotes = dict(zip(devices, self.verified_quotes(nonces, names), strict=True))
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._failure = exc
+
+    def _join(self) -> None:
+        """Wait for the devices' attestation (the enclave's pipe serves one call at a time)."""
+        if self._pending is not None:
+            self._pending.join()
+            self._pending = None
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def device_quote(self, device: int) -> Quote:
+        """The quote ``device`` verified this round (it seals or encrypts only to that)."""
+        self._join()
+        quote = self._quotes.get(device)
+        if quote is None:
+            raise AttestationError(f"device {device} holds no verified quote this round")
+        return quote
 
     def attest(self, nonce: bytes) -> bytes | None:
+        self._join()
         return self.verified_quotes([nonce], ["a validator"])[0].encode()
 
     def check_transcript(self, transcript: bytes, signature: bytes, r: int) -> Transcript:
         """Verify a transcript under the signing key of a freshly attested quote."""
+        self._join()
         quote = self.verified_quotes([round_nonce(self.ctx.seed, r, "host")], ["the host"])[0]
         self.host_quote = quote.encode()
         t = verify_transcript(transcript, signature, quote.signing_key)
@@ -101,4 +138,6 @@ class AttestedMode(SecureAggregator):
         return t
 
     def close(self) -> None:
+        with contextlib.suppress(BaseException):  # after a failure, which was already raised
+            self._join()
         self.backend.close()

@@ -167,6 +167,15 @@ class SecureAggregator(ABC):
     ) -> SecureOutcome:
         """The next global model from the submissions that reached the aggregator."""
 
+    def speculate(  # noqa: B027 - an optional hook
+        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+    ) -> None:
+        """Start aggregating ``submissions`` ahead of time (while gateways check them)."""
+
+    def speculated(self, submissions: Sequence[Submission]) -> SecureOutcome | None:
+        """The result of :meth:`speculate` if it aggregated exactly ``submissions``."""
+        return None
+
     def payload_size(self) -> int | None:
         """The exact size of a valid payload, if fixed (gateways refuse others)."""
         return None

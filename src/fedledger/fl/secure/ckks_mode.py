@@ -78,8 +78,7 @@ class CkksMode(AttestedMode):
         self.n_secret = sum(b - a for a, b in self.ranges)
 
     def protect(self, r: int, device: int, update: np.ndarray) -> bytes | None:
-        if device not in self._quotes:
-            raise AttestationError(f"device {device} holds no verified quote this round")
+        self.device_quote(device)  # it encrypts only under a context an attested quote vouches for
         x = np.asarray(update, dtype=np.float64) * self._ratios[device]
         secret, clear = select(x, self.ranges)
         encrypted = encrypt_update(self.context, secret, self.slots)
@@ -132,6 +131,7 @@ class CkksMode(AttestedMode):
             rejected.update({i: "too-few-to-sum" for i in accepted})
             return SecureOutcome(base.clone(), strategy, [], rejected, {})
         inputs = [(submissions[i].digest(), submissions[i].n_samples) for i in accepted]
+        self._join()
         reply = self.backend.decrypt_sum(r, total, self.n_secret, inputs)
         t = self.check_transcript(reply.transcript, reply.signature, r)
         values = np.frombuffer(reply.values, dtype="<f8")

@@ -10,6 +10,7 @@ parameters, the strategy state and a signed transcript.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,8 @@ from safetensors.torch import save as save_tensors
 
 from fedledger.errors import AttestationError
 from fedledger.fl.secure.attested import AttestedMode
-from fedledger.fl.secure.base import SecureOutcome, Submission
+from fedledger.fl.secure.base import SecureContext, SecureOutcome, Submission
+from fedledger.security.enclave.backend import EnclaveBackend
 from fedledger.security.enclave.sealing import SEALED_OVERHEAD, seal
 from fedledger.security.enclave.transcript import vector_digest
 from fedledger.security.payload import encode_f32
@@ -37,16 +39,70 @@ class EnclaveMode(AttestedMode):
     mode = "enclave"
     scheme = SEALED_F32
 
+    def __init__(self, ctx: SecureContext, backend: EnclaveBackend | None = None) -> None:
+        super().__init__(ctx, backend)
+        self._speculation: (
+            tuple[list[tuple[bytes, int]], threading.Thread, list[SecureOutcome | BaseException]]
+            | None
+        ) = None
+
     def protect(self, r: int, device: int, update: np.ndarray) -> bytes | None:
         return seal(
             encode_f32(np.ascontiguousarray(update, dtype=np.float32)),
-            self._quotes[device].enclave_key,
+            self.device_quote(device).enclave_key,
         )
 
     def payload_size(self) -> int | None:
         return 4 * self.ctx.n_params + SEALED_OVERHEAD
 
+    def speculate(
+        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+    ) -> None:
+        """Send the round's sealed updates to the enclave in the background: it aggregates on
+        another core while the gateways check the envelopes."""
+        self._join()
+        key = [(s.digest(), s.n_samples) for s in submissions]
+        box: list[SecureOutcome | BaseException] = []
+
+        def work() -> None:
+            try:
+                box.append(self._aggregate(r, base, strategy, submissions))
+            except BaseException as exc:  # aggregate() again raises it in the caller
+                box.append(exc)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        self._speculation = (key, thread, box)
+
+    def speculated(self, submissions: Sequence[Submission]) -> SecureOutcome | None:
+        if self._speculation is None:
+            return None
+        key, thread, box = self._speculation
+        thread.join()
+        self._speculation = None
+        result = box[0] if box else None
+        if isinstance(result, SecureOutcome) and key == [
+            (s.digest(), s.n_samples) for s in submissions
+        ]:
+            return result
+        return None
+
+    def close(self) -> None:
+        if self._speculation is not None:
+            self._speculation[1].join()
+            self._speculation = None
+        super().close()
+
     def aggregate(
+        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+    ) -> SecureOutcome:
+        self._join()
+        if self._speculation is not None:  # never two requests on the enclave's pipe at once
+            self._speculation[1].join()
+            self._speculation = None
+        return self._aggregate(r, base, strategy, submissions)
+
+    def _aggregate(
         self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
     ) -> SecureOutcome:
         state = save_tensors({k: v.contiguous() for k, v in strategy.state_dict().items()})
