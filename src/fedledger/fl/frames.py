@@ -8,11 +8,25 @@ binary payloads in a following frame whose parts the JSON sizes. Nothing is pick
 
 from __future__ import annotations
 
+import json
+import os
 import struct
-from collections.abc import Sequence
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from typing import IO
 
-__all__ = ["FrameConn", "join_parts", "read_frame", "split_parts", "write_frame"]
+from fedledger.errors import FedledgerError
+
+__all__ = [
+    "ChildProcess",
+    "FrameConn",
+    "error_reply",
+    "join_parts",
+    "read_frame",
+    "split_parts",
+    "write_frame",
+]
 
 _LEN = struct.Struct(">I")
 
@@ -60,3 +74,55 @@ def split_parts(blob: bytes, sizes: Sequence[int]) -> list[bytes]:
         out.append(blob[at : at + size])
         at += size
     return out
+
+
+def error_reply(exc: BaseException, fallback: str) -> bytes:
+    """A child's one-line error for the parent: our own errors by kind, anything else as
+    ``fallback`` with the exception's type named."""
+    ours = isinstance(exc, FedledgerError)
+    kind = type(exc).__name__ if ours else fallback
+    message = str(exc) if ours else f"{type(exc).__name__}: {exc}"
+    return json.dumps({"error": kind, "message": message}).encode()
+
+
+class ChildProcess:
+    """``python -m <module>`` with frames over its stdin and stdout, stopped however the
+    parent ends (closed pipes, then a kill after 30 s; killed at once on garbage collection).
+
+    Parameters
+    ----------
+    module
+        The child's module.
+    env
+        Extra environment variables for the child.
+    """
+
+    def __init__(self, module: str, env: Mapping[str, str] | None = None) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, **env} if env else None,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._conn = FrameConn(self._proc.stdout, self._proc.stdin)
+
+    def _stop(self) -> None:
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def kill(self) -> None:
+        """Stop the child at once."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._stop()
+
+    def __del__(self) -> None:  # a run that failed part-way still stops its child
+        if getattr(self, "_proc", None) is not None and self._proc.poll() is None:
+            self.kill()

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from collections import deque
 from typing import Any
 
 from fedledger.errors import CheckpointError, FedledgerError, LedgerError
-from fedledger.fl.frames import FrameConn
+from fedledger.fl.frames import ChildProcess, FrameConn, error_reply
 
 __all__ = ["NetworkProcess"]
 
@@ -79,12 +78,10 @@ def _serve(conn: FrameConn) -> None:  # pragma: no cover - runs in the child pro
                 raise LedgerError(f"unknown request {op!r}")
             conn.send_bytes(json.dumps({"ok": result}).encode())
         except Exception as exc:  # every failure goes back to the parent as one line
-            kind = type(exc).__name__ if isinstance(exc, FedledgerError) else "LedgerError"
-            message = str(exc) if isinstance(exc, FedledgerError) else f"{kind}: {exc}"
-            conn.send_bytes(json.dumps({"error": kind, "message": message}).encode())
+            conn.send_bytes(error_reply(exc, "LedgerError"))
 
 
-class NetworkProcess:
+class NetworkProcess(ChildProcess):
     """A :class:`~fedledger.fl.network.Network` in a child process, with the same methods.
 
     ``*_async`` methods send a request and return at once; the next call that needs an answer
@@ -92,13 +89,7 @@ class NetworkProcess:
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "fedledger.fl.network_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._conn = FrameConn(self._proc.stdout, self._proc.stdin)
+        super().__init__("fedledger.fl.network_process")
         self._pending: deque[str] = deque()
         self.info: dict[str, Any] = self._call({"op": "start", "spec": spec})
 
@@ -167,26 +158,6 @@ class NetworkProcess:
                 self._call({"op": "close"})
             finally:
                 self._stop()
-
-    def _stop(self) -> None:
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-
-    def kill(self) -> None:
-        """Stop the child at once (after an error: its chain log keeps every sealed round)."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._stop()
-
-    def __del__(self) -> None:  # a run that failed part-way still stops its child
-        if getattr(self, "_proc", None) is not None and self._proc.poll() is None:
-            self.kill()
 
 
 if __name__ == "__main__":  # pragma: no cover - the child process

@@ -13,15 +13,13 @@ anyone with the same user id can read it, which is why this is a simulation.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fedledger.errors import AttestationError, FedledgerError, SecureAggregationError
-from fedledger.fl.frames import FrameConn, join_parts, split_parts
+from fedledger.fl.frames import ChildProcess, FrameConn, error_reply, join_parts, split_parts
 from fedledger.security.enclave.backend import AggregateReply, DecryptReply
 
 __all__ = ["EnclaveProcess"]
@@ -82,15 +80,11 @@ def _serve(conn: FrameConn) -> None:  # pragma: no cover - runs in the child pro
             conn.send_bytes(json.dumps({"ok": result, "sizes": sizes}).encode())
             conn.send_bytes(blob)
         except Exception as exc:  # every failure goes back to the host as one line
-            kind = (
-                type(exc).__name__ if isinstance(exc, FedledgerError) else "SecureAggregationError"
-            )
-            message = str(exc) if isinstance(exc, FedledgerError) else f"{kind}: {exc}"
-            conn.send_bytes(json.dumps({"error": kind, "message": message}).encode())
+            conn.send_bytes(error_reply(exc, "SecureAggregationError"))
             conn.send_bytes(b"")
 
 
-class EnclaveProcess:
+class EnclaveProcess(ChildProcess):
     """The host's handle on a simulated enclave running in a child process.
 
     Parameters
@@ -110,14 +104,7 @@ class EnclaveProcess:
         platform_seed: int,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "fedledger.fl.enclave.process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, **env} if env else None,
-        )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._conn = FrameConn(self._proc.stdout, self._proc.stdin)
+        super().__init__("fedledger.fl.enclave.process", env)
         info, _ = self._call({"op": "start", "config": config, "platform_seed": platform_seed})
         self._measurement = bytes.fromhex(info["measurement"])
 
@@ -190,22 +177,6 @@ class EnclaveProcess:
                 pass
             finally:
                 self._stop()
-
-    def _stop(self) -> None:
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-
-    def __del__(self) -> None:  # a run that failed part-way still stops its child
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            self._stop()
 
 
 if __name__ == "__main__":  # pragma: no cover - the child process
