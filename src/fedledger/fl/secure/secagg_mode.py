@@ -133,21 +133,22 @@ class SecAggMode(SecureAggregator):
     ) -> SecureOutcome:
         self._ready()
         rejected: dict[int, str] = {}
-        masked: list[MaskedInput] = []
         index_of: dict[int, int] = {}
         for i, sub in enumerate(submissions):
             k = self.position.get(sub.device, -1)
             if k < 0 or k in index_of:
                 rejected[i] = "not-in-round" if k < 0 else "duplicate"
-                continue
-            if len(sub.payload) != 4 * self.ctx.n_params:
+            elif len(sub.payload) != 4 * self.ctx.n_params:
                 rejected[i] = "malformed"
-                continue
-            index_of[k] = i
-            masked.append(MaskedInput(k, np.frombuffer(sub.payload, dtype="<u4").astype(np.uint64)))
-        if not masked:
+            else:
+                index_of[k] = i
+        if not index_of:
             return SecureOutcome(base.clone(), strategy, [], rejected, {"survivors": 0})
-        request = self.server.collect_masked(masked)
+        # one widened vector at a time: the server adds each as it arrives
+        request = self.server.collect_masked(
+            MaskedInput(k, np.frombuffer(submissions[i].payload, dtype="<u4").astype(np.uint64))
+            for k, i in index_of.items()
+        )
         result = self.server.unmask(
             self.devices[k].unmask(request) for k in sorted(request.survivors)
         )
