@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import statistics
@@ -46,6 +45,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from _provenance import code_state
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_NPZ = HERE.parent.parent / "shared" / "bench" / "w1_nslkdd.npz"
@@ -74,23 +75,6 @@ PHASE_ORDER = (
 def fedledger() -> list[str]:
     script = Path(sys.executable).with_name("fedledger")
     return [str(script)] if script.exists() else [sys.executable, "-m", "fedledger"]
-
-
-def code_state() -> dict[str, Any]:
-    """The commit and a digest of the uncommitted changes under ``src/`` that were measured."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False
-        )
-        return done.stdout
-
-    diff = git("diff", "HEAD", "--", "src")
-    return {
-        "commit": git("rev-parse", "--short", "HEAD").strip(),
-        "src_changed_files": len(git("status", "--porcelain", "--", "src").splitlines()),
-        "src_diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:12],
-    }
 
 
 def run(args: list[str], out: Path) -> tuple[list[dict[str, Any]], float]:

@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import hashlib
 import json
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -47,6 +45,7 @@ from typing import Any
 import numpy as np
 import psutil
 import torch
+from _provenance import code_state
 
 from fedledger.config import load_config
 from fedledger.fl.secure import SecureAggregator, SecureContext, Submission
@@ -64,21 +63,6 @@ MAX_SAMPLES = 100
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def code_state() -> dict[str, Any]:
-    """The commit and a digest of the uncommitted changes under ``src/`` that were measured."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False
-        )
-        return done.stdout
-
-    diff = git("diff", "HEAD", "--", "src")
-    return {
-        "commit": git("rev-parse", "--short", "HEAD").strip(),
-        "src_changed_files": len(git("status", "--porcelain", "--", "src").splitlines()),
-        "src_diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:12],
-    }
 
 
 def parse_spec(text: str) -> list[tuple[int, int]]:
