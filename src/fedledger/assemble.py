@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from fedledger.attacks import ATTACKS, choose_malicious, create_attack
 from fedledger.config import Config, dump_config
 from fedledger.data import DATASETS, FederatedDataset, build_federated
 from fedledger.errors import ConfigError
@@ -68,6 +69,13 @@ def build_simulation(
     trainer = make_trainer(config.train.engine, model, task, x, y)
     strategy = create_strategy(config.strategy)
     sim = Simulation(data, model, task, trainer, strategy, config.train)
+    attack = create_attack(config.attack)
+    if attack is not None and attack.needs_classes and task.name != "classification":
+        raise ConfigError(
+            "attack.name", f"{attack.name} flips class labels; {config.model.name} has none"
+        )
+    malicious = choose_malicious(len(data.clients), config.attack.fraction, config.train.seed)
+    sim.set_attack(attack, malicious if attack is not None else [], config.attack.start_round)
     sim.secure = build_secure(config, sim)
     return sim
 
@@ -151,6 +159,7 @@ def _check_names(config: Config) -> None:
         ("data.name", config.data.name, DATASETS),
         ("model.name", config.model.name, MODELS),
         ("strategy.name", config.strategy.name, STRATEGIES),
+        ("attack.name", config.attack.name, {"none": None, **ATTACKS}),
     ):
         if name not in registry:
             raise ConfigError(key, f"unknown name {name!r}; known: {', '.join(sorted(registry))}")

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from fedledger.errors import ConfigError
 
 __all__ = [
+    "AttackConfig",
     "Config",
     "DataConfig",
     "LedgerConfig",
@@ -222,6 +223,29 @@ class SecurityConfig(_Section):
     )
 
 
+class AttackConfig(_Section):
+    """``[attack]``: simulated adversaries, for attack/defence experiments.
+
+    A seeded ``fraction`` of the devices is malicious (``devices.json`` lists them) and runs
+    the attack ``name`` from round ``start_round`` on.
+    """
+
+    name: str = Field("none", description="none, label_flip, sign_flip, scaling or gaussian")
+    fraction: float = Field(0.0, ge=0, le=1, description="share of devices that are malicious")
+    start_round: int = Field(1, ge=1, description="first round the malicious devices attack")
+    scale: float = Field(
+        10.0, gt=0, description="scaling: factor on the (label-flipped) malicious update"
+    )
+    flip_scale: float = Field(4.0, gt=0, description="sign_flip: the update becomes −flip_scale·Δ")
+    noise_std: float = Field(1.0, gt=0, description="gaussian: σ of the noise sent instead")
+
+    @model_validator(mode="after")
+    def _check(self) -> AttackConfig:
+        if self.name != "none" and self.fraction == 0:
+            raise ValueError(f"fraction: attack {self.name!r} needs attack.fraction > 0")
+        return self
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -231,6 +255,7 @@ class Config(_Section):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    attack: AttackConfig = Field(default_factory=AttackConfig)
 
 
 def _parse_value(text: str) -> Any:

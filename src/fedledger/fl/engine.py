@@ -21,6 +21,7 @@ from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
 from fedledger.strategies.base import Strategy
 
 if TYPE_CHECKING:
+    from fedledger.attacks.base import Attack
     from fedledger.fl.secure.base import SecureAggregator, SecureOutcome
 
 __all__ = [
@@ -178,6 +179,9 @@ class Simulation:
         self.driver: RoundDriver | None = None
         self.secure: SecureAggregator | None = None
         """The secure-aggregation mode (``None``: plain updates)."""
+        self.attack: Attack | None = None
+        self.malicious: frozenset[int] = frozenset()
+        self._y_poisoned = self.y_train
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -190,6 +194,22 @@ class Simulation:
                 f"the model does not accept samples of shape {self.data.feature_shape}: "
                 f"{str(exc).splitlines()[0]}"
             ) from None
+
+    def set_attack(self, attack: Attack | None, malicious: list[int], start_round: int) -> None:
+        """Make ``malicious`` devices run ``attack`` from ``start_round`` on: poisoned labels
+        for their training rows, and/or replaced updates."""
+        self.attack = attack
+        self.malicious = frozenset(malicious)
+        self.attack_start = start_round
+        self._y_poisoned = self.y_train
+        if attack is not None and malicious:
+            y = self.data.y_train.copy()
+            for d in sorted(self.malicious):
+                attack.poison_labels(y, self.train_rows[d], len(self.data.classes))
+            self._y_poisoned = torch.from_numpy(y)
+
+    def _attacking(self, round_number: int) -> bool:
+        return self.attack is not None and round_number >= self.attack_start
 
     def sample_devices(self, round_number: int) -> list[int]:
         """Devices that train this round (all with ``clients_per_round = 0``), sorted."""
@@ -215,11 +235,15 @@ class Simulation:
         rngs = [round_rng(cfg.seed, round_number, 1, d) for d in devices]
         plan = make_plan(rows, cfg.batch_size, cfg.local_epochs, rngs)
         mu = cfg.mu if cfg.algorithm == "fedprox" else 0.0
-        trained = self.trainer.train(
-            self.global_params, plan, self.x_train, self.y_train, cfg.lr, mu
-        )
+        attacking = self._attacking(round_number)
+        y = self._y_poisoned if attacking else self.y_train
+        trained = self.trainer.train(self.global_params, plan, self.x_train, y, cfg.lr, mu)
         updates = trained - self.global_params
         order = [devices[i] for i in plan.order]
+        if attacking and self.attack is not None:
+            bad = [k for k, d in enumerate(order) if d in self.malicious]
+            if bad:
+                self.attack.poison_updates(updates, bad, round_rng(cfg.seed, round_number, 4))
         weights = torch.tensor([len(self.train_rows[d]) for d in order], dtype=updates.dtype)
         return LocalUpdates(devices, order, updates, weights, time.perf_counter() - t0)
 

@@ -53,10 +53,17 @@ class Runner:
 
     def devices(self) -> list[dict[str, Any]]:
         data = self.sim.data
+        attack = self.sim.attack
         return [
-            {"device": name, "cluster": cluster, "n_samples": len(rows), "role": "honest"}
-            for name, cluster, rows in zip(
-                data.device_names, data.clusters, data.clients, strict=True
+            {
+                "device": name,
+                "cluster": cluster,
+                "n_samples": len(rows),
+                "role": "malicious" if d in self.sim.malicious else "honest",
+                **({"attack": attack.name} if attack and d in self.sim.malicious else {}),
+            }
+            for d, (name, cluster, rows) in enumerate(
+                zip(data.device_names, data.clusters, data.clients, strict=True)
             )
         ]
 

@@ -1,0 +1,30 @@
+"""Config names → attack classes, in one place."""
+
+from __future__ import annotations
+
+from fedledger.attacks.base import Attack
+from fedledger.attacks.gaussian import GaussianNoise
+from fedledger.attacks.label_flip import LabelFlip
+from fedledger.attacks.scaling import Scaling
+from fedledger.attacks.sign_flip import SignFlip
+from fedledger.config import AttackConfig
+from fedledger.errors import RegistryError
+
+__all__ = ["ATTACKS", "create_attack"]
+
+ATTACKS: dict[str, type[Attack]] = {
+    "label_flip": LabelFlip,
+    "sign_flip": SignFlip,
+    "scaling": Scaling,
+    "gaussian": GaussianNoise,
+}
+
+
+def create_attack(cfg: AttackConfig) -> Attack | None:
+    """The attack ``cfg.name`` names (``None`` for ``none``)."""
+    if cfg.name == "none":
+        return None
+    cls = ATTACKS.get(cfg.name)
+    if cls is None:
+        raise RegistryError("attack", cfg.name, ["none", *ATTACKS])
+    return cls(cfg)
