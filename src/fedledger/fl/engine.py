@@ -181,6 +181,7 @@ class Simulation:
         """The secure-aggregation mode (``None``: plain updates)."""
         self.attack: Attack | None = None
         self.malicious: frozenset[int] = frozenset()
+        self.attack_start = 1
         self._y_poisoned = self.y_train
         self._check_shapes()
 

@@ -176,3 +176,12 @@ def test_masked_input_looks_uniform_but_the_encoding_does_not() -> None:
     assert float(((high_counts - dim / 256) ** 2 / (dim / 256)).sum()) < 400
     plain = config.codec.encode(xs[3]).values
     assert _chi_square_bytes(plain) > 10_000
+
+
+def test_a_low_order_public_key_is_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from fedledger.security.secagg.keys import mask_seed
+
+    with pytest.raises(SecureAggregationError, match="low-order point"):
+        mask_seed(X25519PrivateKey.generate(), bytes(32), 1, 0, 1)

@@ -44,6 +44,7 @@ from fedledger.strategies.registry import create_strategy
 
 __all__ = [
     "ENCLAVE_CODE",
+    "MIN_SUM_INPUTS",
     "EnclaveService",
     "code_files",
     "enclave_config",
@@ -65,6 +66,7 @@ ENCLAVE_CODE: Final = (
 """The enclave program's files, relative to the ``fedledger`` package: what it measures."""
 
 MIN_SUM_INPUTS: Final = 2
+"""The fewest distinct updates the enclave decrypts a CKKS sum of."""
 
 
 def code_files(root: Path | None = None) -> dict[str, bytes]:

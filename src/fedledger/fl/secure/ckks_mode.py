@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from fedledger.errors import AttestationError, ConfigError, SecureAggregationError
+from fedledger.fl.enclave.service import MIN_SUM_INPUTS
 from fedledger.fl.secure.attested import AttestedMode
 from fedledger.fl.secure.base import SecureContext, SecureOutcome, Submission, apply_mean
 from fedledger.security.ckks import (
@@ -41,7 +42,6 @@ CKKS = "ckks"
 """Envelope scheme of a CKKS payload."""
 
 _LEN = struct.Struct(">I")
-MIN_INPUTS = 2
 
 
 def layer_ranges(
@@ -120,14 +120,14 @@ class CkksMode(AttestedMode):
             parts.append(encrypted)
             clear_sum += clear
             accepted.append(i)
-        total = add_payloads(self.context, parts) if len(parts) >= MIN_INPUTS else b""
+        total = add_payloads(self.context, parts) if len(parts) >= MIN_SUM_INPUTS else b""
         return total, clear_sum, accepted, rejected
 
     def aggregate(
         self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
     ) -> SecureOutcome:
         total, clear_sum, accepted, rejected = self.summed(submissions)
-        if len(accepted) < MIN_INPUTS:  # one update alone cannot be decrypted privately
+        if len(accepted) < MIN_SUM_INPUTS:  # one update alone cannot be decrypted privately
             rejected.update({i: "too-few-to-sum" for i in accepted})
             return SecureOutcome(base.clone(), strategy, [], rejected, {})
         inputs = [(submissions[i].digest(), submissions[i].n_samples) for i in accepted]
