@@ -98,7 +98,11 @@ class TrainConfig(_Section):
 class StrategyConfig(_Section):
     """``[strategy]``: how the server combines device updates."""
 
-    name: str = Field("fedavg", description="fedavg, fedavgm, fedadam, median or krum")
+    name: str = Field(
+        "fedavg",
+        description="fedavg, fedavgm, fedadam, median, trimmed_mean, krum, bulyan, clipping, "
+        "fltrust or screen",
+    )
     server_lr: float | None = Field(
         None,
         gt=0,
@@ -117,6 +121,35 @@ class StrategyConfig(_Section):
     )
     krum_select: int = Field(
         1, ge=1, description="krum: rows averaged (1 = Krum, more = Multi-Krum)"
+    )
+    trim_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=0.5,
+        description="trimmed_mean: share of the largest and of the smallest values dropped "
+        "per coordinate",
+    )
+    clip_norm: float = Field(
+        0.0,
+        ge=0,
+        description="clipping: L2 bound on each update (0 = the round's median update norm)",
+    )
+    root_samples: int = Field(
+        200,
+        ge=1,
+        description="fltrust: size of the clean root dataset the validators hold, drawn from "
+        "the training pool",
+    )
+    screen_threshold: float = Field(
+        3.0,
+        gt=0,
+        description="screen: robust z-score above which an update is flagged",
+    )
+    reputation_decay: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="screen: weight of the past in a device's reputation (0 = this round only)",
     )
 
 
@@ -152,6 +185,13 @@ class LedgerConfig(_Section):
     )
     token_supply: int = Field(
         1_000_000_000, ge=0, description="tokens minted to the treasury at deployment"
+    )
+    gate_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="validator gate: a validator votes for the previous model when the "
+        "candidate's validation accuracy is more than this below it (1 = off)",
     )
     separate_process: bool = Field(
         True,
@@ -230,7 +270,11 @@ class AttackConfig(_Section):
     the attack ``name`` from round ``start_round`` on.
     """
 
-    name: str = Field("none", description="none, label_flip, sign_flip, scaling or gaussian")
+    name: str = Field(
+        "none",
+        description="none, label_flip, sign_flip, scaling, gaussian, backdoor, alie, min_max, "
+        "min_sum, free_rider, replay or sybil",
+    )
     fraction: float = Field(0.0, ge=0, le=1, description="share of devices that are malicious")
     start_round: int = Field(1, ge=1, description="first round the malicious devices attack")
     scale: float = Field(
@@ -238,6 +282,28 @@ class AttackConfig(_Section):
     )
     flip_scale: float = Field(4.0, gt=0, description="sign_flip: the update becomes −flip_scale·Δ")
     noise_std: float = Field(1.0, gt=0, description="gaussian: σ of the noise sent instead")
+    target_class: int = Field(
+        -1, ge=-1, description="backdoor: class the trigger maps to (-1 = the benign class, else 0)"
+    )
+    trigger_size: int = Field(
+        4, ge=1, description="backdoor: features set by the trigger (the side of an image patch)"
+    )
+    trigger_value: float = Field(
+        5.0, description="backdoor: value the trigger writes into tabular features"
+    )
+    poison_fraction: float = Field(
+        0.5, gt=0, le=1, description="backdoor: share of a malicious device's rows triggered"
+    )
+    mode: Literal["zero", "stale", "random"] = Field(
+        "zero", description="free_rider: send a zero, a stale or a random update"
+    )
+    alie_z: float = Field(
+        0.0, ge=0, description="alie: deviation in standard deviations (0 = the paper's z_max)"
+    )
+    replay_lag: int = Field(
+        1, ge=1, description="replay: resend the update of this many rounds ago"
+    )
+    sybils: int = Field(2, ge=1, description="sybil: unregistered clones per malicious device")
 
     @model_validator(mode="after")
     def _check(self) -> AttackConfig:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from fedledger.attacks.base import Attack
+from fedledger.attacks.base import Attack, AttackContext
 
 __all__ = ["GaussianNoise"]
 
@@ -17,8 +16,6 @@ class GaussianNoise(Attack):
 
     name = "gaussian"
 
-    def poison_updates(
-        self, updates: torch.Tensor, rows: list[int], rng: np.random.Generator
-    ) -> None:
-        noise = rng.normal(0.0, self.cfg.noise_std, size=(len(rows), updates.shape[1]))
+    def poison_updates(self, updates: torch.Tensor, rows: list[int], ctx: AttackContext) -> None:
+        noise = ctx.rng.normal(0.0, self.cfg.noise_std, size=(len(rows), updates.shape[1]))
         updates[rows] = torch.from_numpy(noise).to(updates.dtype)

@@ -18,5 +18,5 @@ class LabelFlip(Attack):
     name = "label_flip"
     needs_classes = True
 
-    def poison_labels(self, y: np.ndarray, rows: np.ndarray, n_classes: int) -> None:
+    def poison_data(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, n_classes: int) -> None:
         y[rows] = n_classes - 1 - y[rows]

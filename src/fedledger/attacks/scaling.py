@@ -3,9 +3,9 @@ boosts its update by ``attack.scale``."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from fedledger.attacks.base import AttackContext
 from fedledger.attacks.label_flip import LabelFlip
 
 __all__ = ["Scaling"]
@@ -20,7 +20,5 @@ class Scaling(LabelFlip):
 
     name = "scaling"
 
-    def poison_updates(
-        self, updates: torch.Tensor, rows: list[int], rng: np.random.Generator
-    ) -> None:
+    def poison_updates(self, updates: torch.Tensor, rows: list[int], ctx: AttackContext) -> None:
         updates[rows] *= self.cfg.scale

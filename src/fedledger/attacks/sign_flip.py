@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from fedledger.attacks.base import Attack
+from fedledger.attacks.base import Attack, AttackContext
 
 __all__ = ["SignFlip"]
 
@@ -18,7 +17,5 @@ class SignFlip(Attack):
 
     name = "sign_flip"
 
-    def poison_updates(
-        self, updates: torch.Tensor, rows: list[int], rng: np.random.Generator
-    ) -> None:
+    def poison_updates(self, updates: torch.Tensor, rows: list[int], ctx: AttackContext) -> None:
         updates[rows] *= -self.cfg.flip_scale

@@ -10,15 +10,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedledger.attacks.base import AttackContext
 from fedledger.config import TrainConfig
 from fedledger.data.types import FederatedDataset
 from fedledger.errors import ModelError
 from fedledger.fl.batched import StackedTrainer, VmapTrainer, stackable
+from fedledger.fl.detection import detection_counts
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.plan import make_plan
 from fedledger.fl.tasks import EvalData, Task
 from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
-from fedledger.strategies.base import Strategy
+from fedledger.strategies.base import RoundContext, Strategy
 
 if TYPE_CHECKING:
     from fedledger.attacks.base import Attack
@@ -182,7 +184,11 @@ class Simulation:
         self.attack: Attack | None = None
         self.malicious: frozenset[int] = frozenset()
         self.attack_start = 1
-        self._y_poisoned = self.y_train
+        self._x_poisoned, self._y_poisoned = self.x_train, self.y_train
+        self.previous_params: torch.Tensor | None = None
+        """The global model of the round before the current one (free riders replay it)."""
+        self.root_rows: np.ndarray | None = None
+        """Training rows of the clean root dataset the validators hold (FLTrust), if any."""
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -197,16 +203,20 @@ class Simulation:
             ) from None
 
     def set_attack(self, attack: Attack | None, malicious: list[int], start_round: int) -> None:
-        """Make ``malicious`` devices run ``attack`` from ``start_round`` on: poisoned labels
+        """Make ``malicious`` devices run ``attack`` from ``start_round`` on: poisoned data
         for their training rows, and/or replaced updates."""
         self.attack = attack
         self.malicious = frozenset(malicious)
         self.attack_start = start_round
-        self._y_poisoned = self.y_train
+        self._x_poisoned, self._y_poisoned = self.x_train, self.y_train
+        if attack is not None:
+            attack.setup(self.data.classes, self.data.benign_class, self.train_cfg.seed)
         if attack is not None and malicious:
-            y = self.data.y_train.copy()
+            x, y = self.data.x_train.copy(), self.data.y_train.copy()
             for d in sorted(self.malicious):
-                attack.poison_labels(y, self.train_rows[d], len(self.data.classes))
+                attack.poison_data(x, y, self.train_rows[d], len(self.data.classes))
+            if not np.array_equal(x, self.data.x_train):
+                self._x_poisoned = torch.from_numpy(x)
             self._y_poisoned = torch.from_numpy(y)
 
     def _attacking(self, round_number: int) -> bool:
@@ -222,10 +232,53 @@ class Simulation:
         return sorted(int(i) for i in rng.choice(eligible, size=k, replace=False))
 
     def evaluate(self) -> dict[str, Any]:
-        """Metrics of the current global model on the test split."""
+        """Metrics of the current global model on the test split (and the attack's own
+        metrics, such as a backdoor's success rate)."""
         self.layout.load_into(self.model, self.global_params)
         self.model.eval()
-        return self.task.evaluate(self.model, self.eval_data)
+        metrics = self.task.evaluate(self.model, self.eval_data)
+        metrics.update(self.attack_metrics(load=False))
+        return metrics
+
+    def attack_metrics(self, load: bool = True) -> dict[str, Any]:
+        """The attack's metrics of the current global model (empty without an attack)."""
+        if self.attack is None or not self.malicious:
+            return {}
+        if load:
+            self.layout.load_into(self.model, self.global_params)
+            self.model.eval()
+        with torch.no_grad():
+            return self.attack.evaluate(self.model, self.eval_data.x_test, self.eval_data.y_test)
+
+    def round_context(self, round_number: int, order: list[int]) -> RoundContext:
+        """What the strategy may know about the round: device ids of the rows, and for a
+        strategy that needs one, the update trained on the validators' root data."""
+        reference = None
+        if self.strategy.needs_reference:
+            reference = self.reference_update(round_number)
+        return RoundContext(round=round_number, devices=tuple(order), reference=reference)
+
+    def reference_update(self, round_number: int) -> torch.Tensor:
+        """FLTrust's server update: the global model trained on the root rows with the
+        devices' settings (``root_rows`` must be set), as ``local − global``."""
+        if self.root_rows is None or len(self.root_rows) == 0:
+            raise ModelError(f"{self.strategy.name} needs root data, and none is set")
+        cfg = self.train_cfg
+        rng = round_rng(cfg.seed, round_number, 6)
+        plan = make_plan([self.root_rows], cfg.batch_size, cfg.local_epochs, [rng])
+        trained = self.trainer.train(
+            self.global_params, plan, self.x_train, self.y_train, cfg.lr, 0.0
+        )
+        return (trained - self.global_params)[0]
+
+    def aggregate(self, round_number: int, local: LocalUpdates) -> list[int]:
+        """Aggregate the round's plain updates into the global model; return the devices the
+        strategy flagged."""
+        context = self.round_context(round_number, local.order)
+        self.global_params = self.strategy.aggregate(
+            self.global_params, local.updates, local.weights, context
+        )
+        return sorted(local.order[i] for i in self.strategy.flagged)
 
     def train_devices(self, round_number: int) -> LocalUpdates:
         """Sample this round's devices and train each from the global model (no aggregation)."""
@@ -237,14 +290,22 @@ class Simulation:
         plan = make_plan(rows, cfg.batch_size, cfg.local_epochs, rngs)
         mu = cfg.mu if cfg.algorithm == "fedprox" else 0.0
         attacking = self._attacking(round_number)
+        x = self._x_poisoned if attacking else self.x_train
         y = self._y_poisoned if attacking else self.y_train
-        trained = self.trainer.train(self.global_params, plan, self.x_train, y, cfg.lr, mu)
+        trained = self.trainer.train(self.global_params, plan, x, y, cfg.lr, mu)
         updates = trained - self.global_params
         order = [devices[i] for i in plan.order]
         if attacking and self.attack is not None:
             bad = [k for k, d in enumerate(order) if d in self.malicious]
             if bad:
-                self.attack.poison_updates(updates, bad, round_rng(cfg.seed, round_number, 4))
+                ctx = AttackContext(
+                    round=round_number,
+                    devices=tuple(order),
+                    global_params=self.global_params,
+                    previous_params=self.previous_params,
+                    rng=round_rng(cfg.seed, round_number, 4),
+                )
+                self.attack.poison_updates(updates, bad, ctx)
         weights = torch.tensor([len(self.train_rows[d]) for d in order], dtype=updates.dtype)
         return LocalUpdates(devices, order, updates, weights, time.perf_counter() - t0)
 
@@ -258,18 +319,19 @@ class Simulation:
         local = self.train_devices(round_number)
         t1 = time.perf_counter()
         secure: dict[str, Any] | None = None
+        self.previous_params = self.global_params
         if self.secure is None:
-            self.global_params = self.strategy.aggregate(
-                self.global_params, local.updates, local.weights
-            )
+            flagged = self.aggregate(round_number, local)
         else:
             outcome = self.protected_round(round_number, local)
             self.global_params, self.strategy = outcome.params, outcome.strategy
+            flagged = outcome.flagged
             secure = secure_summary(self.secure.mode, outcome)
         t2 = time.perf_counter()
         metrics = self.evaluate()
         if secure is not None:
             metrics["secure"] = secure
+        metrics.update(self.screening(round_number, local.devices, flagged))
         t3 = time.perf_counter()
         return RoundResult(
             round=round_number,
@@ -284,6 +346,18 @@ class Simulation:
                 "evaluate": t3 - t2,
             },
         )
+
+    def screening(
+        self, round_number: int, devices: list[int], flagged: list[int]
+    ) -> dict[str, Any]:
+        """The round's ``screen`` metrics entry: the devices the strategy flagged and, while an
+        attack runs, the round's detection precision and recall over its devices."""
+        out: dict[str, Any] = {}
+        if flagged or self.strategy.screens:
+            out["screen"] = {"flagged": sorted(flagged)}
+            if self._attacking(round_number) and self.malicious:
+                out["screen"].update(detection_counts(devices, flagged, self.malicious))
+        return out
 
     def protected_round(self, round_number: int, local: LocalUpdates) -> SecureOutcome:
         """Without a ledger: every device protects its update, the aggregator aggregates."""

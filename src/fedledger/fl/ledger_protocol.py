@@ -49,7 +49,7 @@ from fedledger.security.enclave.quote import Quote
 from fedledger.security.enclave.transcript import verify_transcript
 from fedledger.security.envelope import seal_envelope
 from fedledger.security.payload import PLAIN_F32, encode_f32
-from fedledger.strategies.base import Strategy
+from fedledger.strategies.base import RoundContext, Strategy
 
 __all__ = ["LedgerProtocol", "NetworkLike", "split_validation"]
 
@@ -189,9 +189,12 @@ class LedgerProtocol:
         lap("sign")
         self.net.exchange_async(r, inbox, envelope_rows)
         rows = [k for k, payload in enumerate(payloads) if payload is not None]
+        row_ids = list(local.order)  # device of each row the validators aggregate
         if sim.secure is None:
             # while the network checks and commits, validators derive from all of the updates
-            derived, context = self._derive(sim, r, local.updates, local.weights)
+            derived, context = self._derive(
+                sim, r, local.updates, local.weights, sim.round_context(r, local.order)
+            )
             lap("validate")
         else:  # the enclave may aggregate them meanwhile, on another core
             sim.secure.speculate(
@@ -223,7 +226,10 @@ class LedgerProtocol:
             _check_finite(r, accepted, reasons, len(rows))
             if kept != rows or extra:
                 updates, weights = self._accepted_updates(local.updates, local.weights, kept, extra)
-                derived, context = self._derive(sim, r, updates, weights)
+                row_ids = [local.order[k] for k in kept] + [-1] * len(extra)
+                derived, context = self._derive(
+                    sim, r, updates, weights, sim.round_context(r, row_ids)
+                )
                 lap("validate")
         else:
             submissions = [
@@ -279,6 +285,7 @@ class LedgerProtocol:
             for d, b in zip(derived, ballots, strict=True)
             if finalised and (b["model"], b["accepted"]) == (outcome["model"], outcome["accepted"])
         ]
+        sim.previous_params = sim.global_params
         if finalised:
             self._adopt(sim, bytes.fromhex(outcome["model"]), agree)
             # pooled over the validators whose vote carried the round (their slices)
@@ -286,8 +293,15 @@ class LedgerProtocol:
             for d in agree[1:]:
                 pooled = pooled + d.stats
             metrics = sim.task.metrics(pooled, context)
+            metrics.update(sim.attack_metrics())
         else:
             metrics = sim.evaluate()
+        if sim.secure is not None:
+            flagged = protected.flagged
+        else:
+            screened = agree[0].strategy.flagged if agree else ()
+            flagged = [row_ids[i] for i in screened if row_ids[i] >= 0]
+        metrics.update(sim.screening(r, local.devices, flagged))
         lap("evaluate")
         record = self._record(r, batches, ballots, derived, context, outcome, receipts)
         record["labels"] = sim.task.labels()
@@ -374,12 +388,25 @@ class LedgerProtocol:
         return torch.cat(parts), torch.cat(w)
 
     def _derive(
-        self, sim: Simulation, r: int, updates: torch.Tensor, weights: torch.Tensor
+        self,
+        sim: Simulation,
+        r: int,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        round_context: RoundContext,
     ) -> tuple[list[_Derived], dict[str, float]]:
         """Every validator derives, stores and scores the candidate from ``updates`` (with no
         accepted update, the candidate is the current model and the strategy state stays)."""
         candidates = [
-            v.derive(sim.strategy, sim.global_params, updates, weights, sim.layout, self.store)
+            v.derive(
+                sim.strategy,
+                sim.global_params,
+                updates,
+                weights,
+                sim.layout,
+                self.store,
+                round_context,
+            )
             for v in self.validators
         ]
         # the detection context (e.g. an anomaly threshold) comes from the devices' reports

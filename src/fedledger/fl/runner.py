@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import torch
 
 from fedledger.errors import CheckpointError, ConfigError, FedledgerError
+from fedledger.fl.detection import detection_summary
 from fedledger.fl.engine import RoundResult, Simulation
 from fedledger.fl.run_folder import RunFolder
 
@@ -128,6 +129,21 @@ class Runner:
             listener.on_round(record)
         return record
 
+    def detection(self) -> dict[str, Any]:
+        """The run's device-level ``detection`` entry (see :mod:`fedledger.fl.detection`)."""
+        sim = self.sim
+        if sim.attack is None:
+            return {}
+        records = self.folder.metrics()
+        rounds = {int(rec["round"]) for rec in records}
+        summary = detection_summary(
+            records,
+            {r: sim.sample_devices(r) for r in rounds},
+            sim.malicious,
+            sim.attack_start,
+        )
+        return {} if summary is None else {"detection": summary}
+
     def finish(self, last: dict[str, Any]) -> dict[str, Any]:
         """Write the final model and ``summary.json``; return the summary."""
         sim = self.sim
@@ -149,6 +165,7 @@ class Runner:
             "engine": sim.trainer.name,
             "parameters": sim.layout.total,
             "final": {k: v for k, v in last.items() if k not in ("per_class", "confusion")},
+            **self.detection(),
             "model_sha256": digest,
             "seconds_total": round(self.folder.total_seconds(), 3),
             "torch": torch.__version__,

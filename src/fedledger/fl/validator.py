@@ -26,7 +26,7 @@ from fedledger.fl.tasks import EvalStats, Task
 from fedledger.ledger.model_store import ModelStore, encode_tensors
 from fedledger.ledger.records import rewards_digest
 from fedledger.security.merkle import merkle_root
-from fedledger.strategies.base import Strategy
+from fedledger.strategies.base import RoundContext, Strategy
 
 __all__ = ["NO_QUOTE", "NO_REWARDS", "Validator", "accepted_digest", "metrics_digest"]
 
@@ -98,11 +98,14 @@ class Validator:
         weights: torch.Tensor,
         layout: ParamLayout,
         store: ModelStore,
+        context: RoundContext | None = None,
     ) -> tuple[torch.Tensor, Strategy, bytes]:
         """Aggregate with a private copy of ``strategy`` and store the blob; return
-        ``(params, strategy copy, model digest this validator votes for)``."""
+        ``(params, strategy copy, model digest this validator votes for)``. The copy's
+        :attr:`~fedledger.strategies.base.Strategy.flagged` names the rows it screened out."""
         own = copy.deepcopy(strategy)
-        params = own.aggregate(base, updates, weights) if len(updates) else base.clone()
+        own.flagged = ()
+        params = own.aggregate(base, updates, weights, context) if len(updates) else base.clone()
         return params, own, self.publish(params, layout, store)
 
     def publish(self, params: torch.Tensor, layout: ParamLayout, store: ModelStore) -> bytes:

@@ -1,6 +1,6 @@
 """Server-side aggregation strategies, one per file, under :class:`Strategy`."""
 
-from fedledger.strategies.base import Strategy, weighted_mean
+from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
 from fedledger.strategies.fedadam import FedAdam
 from fedledger.strategies.fedavg import FedAvg
 from fedledger.strategies.fedavgm import FedAvgM
@@ -16,6 +16,7 @@ __all__ = [
     "FedAvgM",
     "Krum",
     "Median",
+    "RoundContext",
     "Strategy",
     "coordinate_median",
     "create_strategy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -10,7 +11,28 @@ import torch
 from fedledger.config import StrategyConfig
 from fedledger.errors import FedledgerError
 
-__all__ = ["Strategy", "weighted_mean"]
+__all__ = ["RoundContext", "Strategy", "weighted_mean"]
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """What a strategy may know about a round besides the updates themselves.
+
+    Attributes
+    ----------
+    round
+        The round number (1-based; 0 when unknown).
+    devices
+        The device id of each update row (``-1`` for a row whose sender is unknown); empty when
+        the caller does not know them. Reputation is kept by device id.
+    reference
+        A ``[P]`` update trained on clean root data by whoever holds it (FLTrust's server
+        update), or ``None``.
+    """
+
+    round: int = 0
+    devices: tuple[int, ...] = ()
+    reference: torch.Tensor | None = None
 
 
 def weighted_mean(updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -38,6 +60,13 @@ class Strategy(ABC):
     averaging: ClassVar[bool] = False
     """True when the strategy depends on the updates only through their weighted mean; then it
     works with ``secagg+`` and ``ckks``, which reveal only the sum of the updates."""
+    needs_reference: ClassVar[bool] = False
+    """True when :meth:`aggregate` needs :attr:`RoundContext.reference` (FLTrust)."""
+    screens: ClassVar[bool] = False
+    """True when the strategy screens or selects updates and so reports :attr:`flagged`."""
+    flagged: tuple[int, ...] = ()
+    """Rows the last :meth:`aggregate` call excluded as suspicious, ascending (a screening or
+    selecting strategy sets it; the engine reports them as detected devices)."""
 
     @classmethod
     @abstractmethod
@@ -46,7 +75,11 @@ class Strategy(ABC):
 
     @abstractmethod
     def aggregate(
-        self, global_params: torch.Tensor, updates: torch.Tensor, weights: torch.Tensor
+        self,
+        global_params: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        context: RoundContext | None = None,
     ) -> torch.Tensor:
         """Return the new flat global parameters.
 
@@ -58,6 +91,9 @@ class Strategy(ABC):
             ``[K, P]`` deltas ``local − global``, one row per device.
         weights
             ``[K]`` non-negative weights (sample counts).
+        context
+            Round number, device ids and a root-data reference update, for the strategies
+            that use them (see :class:`RoundContext`).
         """
 
     def state_dict(self) -> dict[str, torch.Tensor]:

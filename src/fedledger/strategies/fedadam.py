@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fedledger.config import StrategyConfig
-from fedledger.strategies.base import Strategy, weighted_mean
+from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
 
 __all__ = ["FedAdam"]
 
@@ -48,7 +48,11 @@ class FedAdam(Strategy):
         return cls(server_lr=lr, beta1=cfg.beta1, beta2=cfg.beta2, tau=cfg.tau)
 
     def aggregate(
-        self, global_params: torch.Tensor, updates: torch.Tensor, weights: torch.Tensor
+        self,
+        global_params: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        context: RoundContext | None = None,
     ) -> torch.Tensor:
         delta = weighted_mean(updates, weights)
         if self.m is None or self.v is None:

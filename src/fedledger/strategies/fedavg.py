@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fedledger.config import StrategyConfig
-from fedledger.strategies.base import Strategy, weighted_mean
+from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
 
 __all__ = ["FedAvg"]
 
@@ -31,7 +31,11 @@ class FedAvg(Strategy):
         return cls(server_lr=1.0 if cfg.server_lr is None else cfg.server_lr)
 
     def aggregate(
-        self, global_params: torch.Tensor, updates: torch.Tensor, weights: torch.Tensor
+        self,
+        global_params: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        context: RoundContext | None = None,
     ) -> torch.Tensor:
         mean = weighted_mean(updates, weights)
         if self.server_lr == 1.0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fedledger.config import StrategyConfig
-from fedledger.strategies.base import Strategy, weighted_mean
+from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
 
 __all__ = ["FedAvgM"]
 
@@ -37,7 +37,11 @@ class FedAvgM(Strategy):
         return cls(server_lr=lr, momentum=cfg.momentum)
 
     def aggregate(
-        self, global_params: torch.Tensor, updates: torch.Tensor, weights: torch.Tensor
+        self,
+        global_params: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        context: RoundContext | None = None,
     ) -> torch.Tensor:
         mean = weighted_mean(updates, weights)
         if self.velocity is None:

@@ -6,7 +6,7 @@ import torch
 
 from fedledger.config import StrategyConfig
 from fedledger.errors import FedledgerError
-from fedledger.strategies.base import Strategy
+from fedledger.strategies.base import RoundContext, Strategy
 
 __all__ = ["Krum", "krum_neighbours", "krum_scores"]
 
@@ -69,6 +69,7 @@ class Krum(Strategy):
     """
 
     name = "krum"
+    screens = True
 
     def __init__(self, server_lr: float = 1.0, byzantine: int = 0, select: int = 1) -> None:
         if byzantine < 0:
@@ -94,9 +95,15 @@ class Krum(Strategy):
         return order[: min(self.select, n)]
 
     def aggregate(
-        self, global_params: torch.Tensor, updates: torch.Tensor, weights: torch.Tensor
+        self,
+        global_params: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        context: RoundContext | None = None,
     ) -> torch.Tensor:
         idx = self.selected(updates)
+        kept = set(idx.tolist())
+        self.flagged = tuple(i for i in range(updates.shape[0]) if i not in kept)
         chosen = updates[idx[0]] if len(idx) == 1 else updates[idx].mean(dim=0)
         if self.server_lr == 1.0:
             return global_params + chosen

@@ -6,7 +6,7 @@ import torch
 
 from fedledger.config import StrategyConfig
 from fedledger.errors import FedledgerError
-from fedledger.strategies.base import Strategy
+from fedledger.strategies.base import RoundContext, Strategy
 
 __all__ = ["Median", "coordinate_median"]
 
@@ -58,7 +58,11 @@ class Median(Strategy):
         return cls(server_lr=1.0 if cfg.server_lr is None else cfg.server_lr)
 
     def aggregate(
-        self, global_params: torch.Tensor, updates: torch.Tensor, weights: torch.Tensor
+        self,
+        global_params: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        context: RoundContext | None = None,
     ) -> torch.Tensor:
         med = coordinate_median(updates)
         if self.server_lr == 1.0:

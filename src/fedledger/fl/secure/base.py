@@ -97,6 +97,8 @@ class SecureOutcome:
     evidence
         JSON-ready record of how the result was obtained (transcript, signature, quote,
         survivors, clipped values...).
+    flagged
+        Device ids the strategy excluded as suspicious (screening inside the enclave).
     """
 
     params: torch.Tensor
@@ -104,6 +106,7 @@ class SecureOutcome:
     accepted: list[int]
     rejected: dict[int, str]
     evidence: dict[str, Any] = field(default_factory=dict)
+    flagged: list[int] = field(default_factory=list)
 
 
 def round_nonce(seed: int, r: int, who: str) -> bytes:
