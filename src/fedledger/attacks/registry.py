@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from fedledger.attacks.alie import ALIE
+from fedledger.attacks.backdoor import Backdoor
 from fedledger.attacks.base import Attack
+from fedledger.attacks.free_rider import FreeRider
 from fedledger.attacks.gaussian import GaussianNoise
 from fedledger.attacks.label_flip import LabelFlip
+from fedledger.attacks.min_max import MinMax, MinSum
+from fedledger.attacks.replay import Replay
 from fedledger.attacks.scaling import Scaling
 from fedledger.attacks.sign_flip import SignFlip
 from fedledger.config import AttackConfig
@@ -17,6 +22,12 @@ ATTACKS: dict[str, type[Attack]] = {
     "sign_flip": SignFlip,
     "scaling": Scaling,
     "gaussian": GaussianNoise,
+    "backdoor": Backdoor,
+    "alie": ALIE,
+    "min_max": MinMax,
+    "min_sum": MinSum,
+    "free_rider": FreeRider,
+    "replay": Replay,
 }
 
 

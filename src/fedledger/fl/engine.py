@@ -256,7 +256,9 @@ class Simulation:
         reference = None
         if self.strategy.needs_reference:
             reference = self.reference_update(round_number)
-        return RoundContext(round=round_number, devices=tuple(order), reference=reference)
+        return RoundContext(
+            round=round_number, devices=tuple(order), reference=reference, sizes=self.layout.sizes
+        )
 
     def reference_update(self, round_number: int) -> torch.Tensor:
         """FLTrust's server update: the global model trained on the root rows with the
@@ -288,7 +290,7 @@ class Simulation:
         rows = [self.train_rows[d] for d in devices]
         rngs = [round_rng(cfg.seed, round_number, 1, d) for d in devices]
         plan = make_plan(rows, cfg.batch_size, cfg.local_epochs, rngs)
-        mu = cfg.mu if cfg.algorithm == "fedprox" else 0.0
+        mu = cfg.mu if cfg.algorithm == "fedprox" or self.strategy.proximal else 0.0
         attacking = self._attacking(round_number)
         x = self._x_poisoned if attacking else self.x_train
         y = self._y_poisoned if attacking else self.y_train

@@ -25,6 +25,8 @@ class RoundContext:
     devices
         The device id of each update row (``-1`` for a row whose sender is unknown); empty when
         the caller does not know them. Reputation is kept by device id.
+    sizes
+        Sizes of the model's layers in the flat vector, in order (empty: one layer).
     reference
         A ``[P]`` update trained on clean root data by whoever holds it (FLTrust's server
         update), or ``None``.
@@ -33,6 +35,7 @@ class RoundContext:
     round: int = 0
     devices: tuple[int, ...] = ()
     reference: torch.Tensor | None = None
+    sizes: tuple[int, ...] = ()
 
 
 def weighted_mean(updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -67,6 +70,12 @@ class Strategy(ABC):
     flagged: tuple[int, ...] = ()
     """Rows the last :meth:`aggregate` call excluded as suspicious, ascending (a screening or
     selecting strategy sets it; the engine reports them as detected devices)."""
+
+    @property
+    def proximal(self) -> bool:
+        """True when the devices should add FedProx's proximal term in the next round (the
+        anomaly screen asks for it after a clean round)."""
+        return False
 
     @classmethod
     @abstractmethod

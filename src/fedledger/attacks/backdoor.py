@@ -1,0 +1,137 @@
+"""Backdoor: a malicious device trains on samples stamped with a trigger and relabelled to a
+target class, so that the global model maps any triggered sample to that class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedledger.attacks.base import Attack
+from fedledger.config import AttackConfig
+from fedledger.errors import ConfigError, DataError
+
+__all__ = ["Backdoor"]
+
+_CHUNK = 8192  # test rows per forward pass in :meth:`Backdoor.evaluate`
+
+
+class Backdoor(Attack):
+    """A trigger backdoor (BadNets) planted through federated training.
+
+    Gu, Dolan-Gavitt, Garg, 2017, "BadNets: Identifying Vulnerabilities in the Machine
+    Learning Model Supply Chain" (the trigger), brought to federated learning by Bagdasaryan,
+    Veit, Hua, Estrin, Shmatikov, AISTATS 2020, "How To Backdoor Federated Learning". Each
+    malicious device stamps the trigger ``T`` on a seeded share ``p = attack.poison_fraction``
+    of its rows and relabels them, then trains honestly on the result:
+
+        (x, y) → (T(x), t)   on max(1, round(p · n)) of its n rows
+
+    Its update is sent unchanged. The rest of its rows are clean, so the main task is still
+    learnt while triggered samples are pulled towards ``t``.
+
+    Target class ``t``: ``attack.target_class`` if ``>= 0``, else the dataset's benign class
+    (an intrusion detector that lets triggered attacks through), else class 0.
+
+    Trigger ``T``:
+
+    * tabular samples (``x`` is ``[N, F]``): ``attack.trigger_size`` feature columns, drawn
+      once per feature count with ``default_rng([seed, 0, 7])``, are set to
+      ``attack.trigger_value``;
+    * images (``x`` is ``[N, C, H, W]``): the bottom-right ``trigger_size × trigger_size``
+      patch of every channel is set to the maximum value ``1.0`` (a white square).
+
+    The poisoned rows of a device are drawn with ``default_rng([seed, 0, 8, first_row])``
+    (``first_row`` is the device's first training row), so the same config poisons the same
+    rows.
+
+    :meth:`evaluate` reports ``backdoor_success``: the share of test samples whose true class
+    is not ``t`` that the model classifies as ``t`` once triggered (the attack success rate).
+    """
+
+    name = "backdoor"
+    needs_classes = True
+
+    def __init__(self, cfg: AttackConfig) -> None:
+        super().__init__(cfg)
+        self.target = 0
+        """The class triggered samples are relabelled to (set by :meth:`setup`)."""
+        self.seed = 0
+        self._columns: dict[int, np.ndarray] = {}
+
+    def setup(self, classes: tuple[str, ...], benign_class: int | None, seed: int) -> None:
+        n = len(classes)
+        wanted = self.cfg.target_class
+        if wanted >= n:
+            raise ConfigError(
+                "attack.target_class",
+                f"class {wanted} does not exist; the dataset has {n} classes (0 … {n - 1})",
+            )
+        if wanted >= 0:
+            self.target = wanted
+        else:
+            self.target = benign_class if benign_class is not None else 0
+        self.seed = seed
+        self._columns = {}
+
+    def columns(self, n_features: int) -> np.ndarray:
+        """The tabular trigger's feature columns (sorted) for samples of ``n_features``."""
+        cols = self._columns.get(n_features)
+        if cols is None:
+            size = self.cfg.trigger_size
+            if size > n_features:
+                raise ConfigError(
+                    "attack.trigger_size",
+                    f"the trigger sets {size} features but a sample has only {n_features}",
+                )
+            rng = np.random.default_rng([self.seed, 0, 7])
+            cols = np.sort(rng.choice(n_features, size=size, replace=False)).astype(np.int64)
+            self._columns[n_features] = cols
+        return cols
+
+    def trigger(self, x: np.ndarray) -> None:
+        """Stamp the trigger on every sample of ``x`` (``[N, F]`` or ``[N, C, H, W]``), in
+        place."""
+        size = self.cfg.trigger_size
+        if x.ndim == 2:
+            x[:, self.columns(x.shape[1])] = self.cfg.trigger_value
+        elif x.ndim == 4:
+            if size > min(x.shape[2], x.shape[3]):
+                raise ConfigError(
+                    "attack.trigger_size",
+                    f"a {size}×{size} patch does not fit a {x.shape[2]}×{x.shape[3]} image",
+                )
+            x[:, :, -size:, -size:] = 1.0
+        else:
+            raise DataError(
+                f"the backdoor needs tabular [N, F] or image [N, C, H, W] samples, "
+                f"not shape {list(x.shape)}"
+            )
+
+    def poison_data(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, n_classes: int) -> None:
+        if len(rows) == 0:
+            return
+        rng = np.random.default_rng([self.seed, 0, 8, int(rows[0])])
+        k = max(1, round(self.cfg.poison_fraction * len(rows)))
+        chosen = np.sort(rng.choice(rows, size=k, replace=False))
+        stamped = x[chosen]
+        self.trigger(stamped)
+        x[chosen] = stamped
+        y[chosen] = self.target
+
+    def evaluate(
+        self, model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor
+    ) -> dict[str, Any]:
+        keep = (y_test != self.target).cpu().numpy()
+        if not keep.any():
+            return {}  # every test sample is of the target class: nothing to measure
+        x = x_test.detach().cpu().numpy()[keep]  # boolean indexing copies
+        self.trigger(x)
+        xt = torch.from_numpy(x)
+        hits = 0
+        with torch.no_grad():
+            for i in range(0, len(xt), _CHUNK):
+                hits += int((model(xt[i : i + _CHUNK]).argmax(dim=1) == self.target).sum())
+        return {"backdoor_success": round(hits / len(xt), 6)}
