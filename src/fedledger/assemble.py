@@ -14,6 +14,7 @@ from fedledger.config import Config, dump_config
 from fedledger.data import DATASETS, FederatedDataset, build_federated
 from fedledger.errors import ConfigError
 from fedledger.fl.engine import Simulation, make_trainer
+from fedledger.fl.probe import choose_root_rows
 from fedledger.fl.run_folder import RunFolder
 from fedledger.fl.runner import Runner
 from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
@@ -76,6 +77,10 @@ def build_simulation(
         )
     malicious = choose_malicious(len(data.clients), config.attack.fraction, config.train.seed)
     sim.set_attack(attack, malicious if attack is not None else [], config.attack.start_round)
+    if strategy.needs_reference or strategy.needs_root_loss:
+        sim.root_rows = choose_root_rows(
+            sim.train_rows, config.strategy.root_samples, config.train.seed
+        )
     sim.secure = build_secure(config, sim)
     return sim
 

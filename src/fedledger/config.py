@@ -137,13 +137,14 @@ class StrategyConfig(_Section):
     root_samples: int = Field(
         200,
         ge=1,
-        description="fltrust: size of the clean root dataset the validators hold, drawn from "
-        "the training pool",
+        description="fltrust, screen: size of the clean root dataset the validators hold, "
+        "drawn from the training pool",
     )
     screen_threshold: float = Field(
-        3.0,
+        3.5,
         gt=0,
-        description="screen: robust z-score above which an update is flagged",
+        description="screen: robust z-score of the combined fingerprint above which an update "
+        "is flagged",
     )
     reputation_decay: float = Field(
         0.5,

@@ -108,4 +108,6 @@ def test_registry_builds_from_config_and_names_known_strategies() -> None:
     assert create_strategy(StrategyConfig(name="fedadam", server_lr=0.3)).server_lr == 0.3  # type: ignore[attr-defined]
     with pytest.raises(RegistryError, match="fedadam, fedavg, fedavgm"):
         create_strategy(StrategyConfig(name="krumm"))
-    assert {"fedavg", "fedavgm", "fedadam", "median", "krum", "trimmed_mean", "bulyan"} <= set(STRATEGIES)
+    assert {"fedavg", "fedavgm", "fedadam", "median", "krum", "trimmed_mean", "bulyan"} <= set(
+        STRATEGIES
+    )

@@ -5,7 +5,9 @@
    fails here, naming its line).
 2. Read the replayed chain's state (registry, rounds, commits, votes, token) and check the run
    folder against it: **config**, **registry**, **envelopes** (signatures and Merkle roots),
-   **votes** (quorum, accepted sets, each vote's evaluation evidence), **secure** (with secure
+   **votes** (quorum, accepted sets, each vote's evaluation evidence), **gate** (each
+   validator's gate decision follows from its anchored scores and the margin, and a fallback
+   round finalised the base model), **secure** (with secure
    aggregation: each vote's attestation quote, anchored with it, and each round's enclave
    transcript, whose inputs are the committed envelopes and whose output is the finalised
    model; the simulated enclave is labelled as such), **models** (every finalised blob hashes
@@ -25,6 +27,7 @@ from fedledger.audit.checks import (
     ChainView,
     check_config,
     check_envelopes,
+    check_gate,
     check_metrics,
     check_models,
     check_registry,
@@ -166,6 +169,7 @@ def audit_run(run_dir: Path) -> AuditReport:
         check_rounds(records, chain),
         check_envelopes(records, chain),
         check_votes(records, chain),
+        check_gate(run_dir, records, chain),
         check_secure(run_dir, records, chain, client.measurement_ok),
         check_models(run_dir, records, chain),
         check_metrics(run_dir, records, chain),

@@ -12,7 +12,8 @@ __all__ = ["ledger_summary"]
 
 
 def ledger_summary(run_dir: Path) -> dict[str, Any]:
-    """Rounds (status, digests, commits, votes, gas), balances and stakes by device name.
+    """Rounds (status, digests, commits, votes, the validator gate's recorded outcome, gas),
+    balances and stakes by device name.
 
     The chain is replayed (embedded) or read from its node (rpc); names come from
     ``ledger/deployment.json``.
@@ -29,6 +30,11 @@ def ledger_summary(run_dir: Path) -> dict[str, Any]:
         bytes.fromhex(m["id"]): str(m["name"]) for m in deployment.get("members", [])
     }
     txs = {int(r["round"]): len(r.get("transactions", [])) for r in records.rounds()}
+    gates = {
+        int(r["round"]): r["gate"].get("outcome")
+        for r in records.rounds()
+        if isinstance(r.get("gate"), dict)
+    }
 
     def name(member: bytes) -> str:
         return names.get(member, member.hex())
@@ -54,6 +60,7 @@ def ledger_summary(run_dir: Path) -> dict[str, Any]:
                     }
                     for v, model, accepted, _rewards, _metrics in chain.votes.get(r, [])
                 ],
+                "gate": gates.get(r),
                 "gas": gas.get(r, 0),
                 "transactions": txs.get(r),
             }

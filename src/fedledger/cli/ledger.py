@@ -41,7 +41,8 @@ def show_ledger(
         against = ", ".join(v["validator"] for v in votes if not v["agrees"])
         table.add_row(
             str(r["round"]),
-            r["status"],
+            r["status"]
+            + (" (fallback)" if str(r.get("gate") or "").startswith("fallback") else ""),
             (r["model"] or "—")[:16],
             f"{len(r['commits'])} ({sum(c['envelopes'] for c in r['commits'])} envelopes)",
             f"{agree}/{len(votes)}" + (f" (against: {against})" if against and agree else ""),

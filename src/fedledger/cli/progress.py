@@ -17,11 +17,14 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def _ledger(info: Any) -> str:
-    """``finalised 3/3`` (votes for the finalised model / validators), or ``NO QUORUM``;
+    """``finalised 3/3`` (votes for the finalised model / validators), ``fallback 2/3`` (the
+    validator gate kept the previous model), or ``NO QUORUM``;
     rejected envelopes are counted after it."""
     if not isinstance(info, dict):
         return "-"
     text = f"finalised {info.get('votes')}/{info.get('validators')}"
+    if info.get("gated"):
+        text = f"fallback {info.get('votes')}/{info.get('validators')}"
     if not info.get("finalised"):
         text = "NO QUORUM"
     if info.get("rejected"):

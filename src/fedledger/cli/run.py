@@ -115,13 +115,14 @@ def run(
         soft_wrap=True,
     )
     if cfg.ledger.backend != "none":
-        finalised = sum(
-            1 for r in RunFolder(path).metrics() if r.get("ledger", {}).get("finalised")
-        )
-        colour = "green" if finalised == cfg.train.rounds else "yellow"
+        entries = [r.get("ledger", {}) for r in RunFolder(path).metrics()]
+        finalised = sum(1 for led in entries if led.get("finalised"))
+        gated = sum(1 for led in entries if led.get("gated"))
+        colour = "green" if finalised == cfg.train.rounds and not gated else "yellow"
+        fallback = f" ({gated} kept the previous model: validator gate)" if gated else ""
         console.print(
             f"ledger ({cfg.ledger.backend}): [{colour}]{finalised} of {cfg.train.rounds} rounds "
-            f"finalised[/] by {cfg.ledger.validators} validators; check it with "
+            f"finalised{fallback}[/] by {cfg.ledger.validators} validators; check it with "
             f"`fedledger audit {path}`",
             highlight=False,
             soft_wrap=True,

@@ -18,6 +18,7 @@ from fedledger.fl.batched import StackedTrainer, VmapTrainer, stackable
 from fedledger.fl.detection import detection_counts
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.plan import make_plan
+from fedledger.fl.probe import root_loss_increase
 from fedledger.fl.tasks import EvalData, Task
 from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
 from fedledger.strategies.base import RoundContext, Strategy
@@ -250,15 +251,33 @@ class Simulation:
         with torch.no_grad():
             return self.attack.evaluate(self.model, self.eval_data.x_test, self.eval_data.y_test)
 
-    def round_context(self, round_number: int, order: list[int]) -> RoundContext:
-        """What the strategy may know about the round: device ids of the rows, and for a
-        strategy that needs one, the update trained on the validators' root data."""
-        reference = None
+    def round_context(
+        self, round_number: int, order: list[int], updates: torch.Tensor | None = None
+    ) -> RoundContext:
+        """What the strategy may know about the round: device ids of the rows, layer sizes
+        and, where the strategy uses them, FLTrust's root-data update and each of ``updates``'
+        effect on the root loss (see :mod:`fedledger.fl.probe`)."""
+        reference = root_loss = None
         if self.strategy.needs_reference:
             reference = self.reference_update(round_number)
+        if self.strategy.needs_root_loss and updates is not None and self.root_rows is not None:
+            x, y = self.root_data()
+            root_loss = root_loss_increase(
+                self.model, self.layout, self.task, self.global_params, updates, x, y
+            )
         return RoundContext(
-            round=round_number, devices=tuple(order), reference=reference, sizes=self.layout.sizes
+            round=round_number,
+            devices=tuple(order),
+            reference=reference,
+            sizes=self.layout.sizes,
+            root_loss=root_loss,
         )
+
+    def root_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validators' root rows (features, clean labels); empty without root data."""
+        rows = self.root_rows if self.root_rows is not None else np.zeros(0, dtype=np.int64)
+        idx = torch.from_numpy(rows)
+        return self.x_train[idx], self.y_train[idx]
 
     def reference_update(self, round_number: int) -> torch.Tensor:
         """FLTrust's server update: the global model trained on the root rows with the
@@ -276,7 +295,7 @@ class Simulation:
     def aggregate(self, round_number: int, local: LocalUpdates) -> list[int]:
         """Aggregate the round's plain updates into the global model; return the devices the
         strategy flagged."""
-        context = self.round_context(round_number, local.order)
+        context = self.round_context(round_number, local.order, local.updates)
         self.global_params = self.strategy.aggregate(
             self.global_params, local.updates, local.weights, context
         )

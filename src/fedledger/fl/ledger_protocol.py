@@ -10,9 +10,12 @@ This is DESIGN.md's "One round, as data" for ``ledger.backend = "embedded" | "rp
 3. Each gateway checks its cluster's envelopes, commits the Merkle root of the accepted ones in
    one transaction, and every device verifies its inclusion proof against that root.
 4. Each validator re-aggregates the accepted updates with its own copy of the strategy,
-   evaluates the candidate on its own validation split, stores the blob and votes.
+   evaluates the candidate on its own validation split, stores the blob and votes. Its gate
+   (:mod:`~fedledger.fl.gate`) votes for the round's base model instead when the candidate's
+   validation accuracy falls more than ``ledger.gate_margin`` below the current model's.
 5. At a quorum of identical votes the contract finalises the round; otherwise the previous
-   model stands.
+   model stands. A quorum of gated votes finalises the base model again (a fallback): the
+   global model and the strategy's state stay as they were.
 
 Transactions per round: 1 + gateways + validators, whatever the number of devices.
 
@@ -39,11 +42,25 @@ import torch
 from fedledger.config import LedgerConfig
 from fedledger.errors import FedledgerError, ModelFidelityError
 from fedledger.fl.engine import RoundResult, Simulation, secure_summary
+from fedledger.fl.gate import (
+    FALLBACK,
+    GATE_METRIC,
+    gate_decision,
+    gate_evidence,
+    gate_score,
+    round_outcome,
+)
 from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.fl.network import Participants, device_nonce
 from fedledger.fl.secure.base import Submission, round_nonce
 from fedledger.fl.tasks import EvalStats
-from fedledger.fl.validator import NO_QUOTE, NO_REWARDS, Validator, accepted_digest
+from fedledger.fl.validator import (
+    NO_QUOTE,
+    NO_REWARDS,
+    Validator,
+    accepted_digest,
+    metrics_digest,
+)
 from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tensors
 from fedledger.security.enclave.quote import Quote
 from fedledger.security.enclave.transcript import verify_transcript
@@ -83,7 +100,16 @@ class _Derived:
     strategy: Strategy
     model: bytes
     stats: EvalStats
-    metrics: bytes
+
+
+@dataclass
+class _Standing:
+    """The current global model's evaluation context and each validator's statistics of it
+    (what the gate compares a candidate with)."""
+
+    model: bytes
+    context: dict[str, float]
+    stats: list[EvalStats]
 
 
 def split_validation(n_rows: int, n_validators: int, seed: int) -> list[np.ndarray]:
@@ -130,6 +156,7 @@ class LedgerProtocol:
             for v, rows in enumerate(slices)
         ]
         self.inbox: dict[int, list[bytes]] = {}  # extra envelopes for a gateway (tests, attacks)
+        self.standing: _Standing | None = None  # the global model's scores, for the gate
 
     def close(self) -> None:
         """Seal the last block, close the chain's log and stop the network process."""
@@ -193,7 +220,7 @@ class LedgerProtocol:
         if sim.secure is None:
             # while the network checks and commits, validators derive from all of the updates
             derived, context = self._derive(
-                sim, r, local.updates, local.weights, sim.round_context(r, local.order)
+                sim, local.updates, local.weights, sim.round_context(r, local.order, local.updates)
             )
             lap("validate")
         else:  # the enclave may aggregate them meanwhile, on another core
@@ -228,7 +255,7 @@ class LedgerProtocol:
                 updates, weights = self._accepted_updates(local.updates, local.weights, kept, extra)
                 row_ids = [local.order[k] for k in kept] + [-1] * len(extra)
                 derived, context = self._derive(
-                    sim, r, updates, weights, sim.round_context(r, row_ids)
+                    sim, updates, weights, sim.round_context(r, row_ids, updates)
                 )
                 lap("validate")
         else:
@@ -251,7 +278,7 @@ class LedgerProtocol:
                 "evidence": protected.evidence,
             }
             lap("aggregate")
-            derived, context = self._publish(sim, r, protected.params, protected.strategy)
+            derived, context = self._publish(sim, protected.params, protected.strategy)
             lap("validate")
         quotes = self._attest(sim, r)
         if secure is not None and "transcript" in secure["evidence"]:
@@ -264,17 +291,26 @@ class LedgerProtocol:
                     Quote.decode(q).signing_key,
                 )
         roots = [bytes.fromhex(b["root"]) for b in batches if b["accepted"]]
-        ballots = [
-            {
-                "validator": d.validator.index,
-                "model": d.model.hex(),
-                "accepted": d.validator.accepted_for(roots).hex(),
-                "rewards": NO_REWARDS.hex(),
-                "metrics": d.metrics.hex(),
-                "quote": (Quote.decode(q).digest() if q else NO_QUOTE).hex(),
-            }
-            for d, q in zip(derived, quotes, strict=True)
-        ]
+        standing = self._standing(sim, base)
+        gate = self._gate(sim, derived, context, standing)
+        lap("validate")
+        labels = sim.task.labels()
+        ballots = []
+        for d, q in zip(derived, quotes, strict=True):
+            fallback = gate["validators"][d.validator.index]["decision"] == FALLBACK
+            model = d.validator.vote_model(self.model_digest if fallback else d.model)
+            evidence = gate_evidence(gate, d.validator.index)
+            digest = metrics_digest(r, d.validator.name, model, d.stats, context, labels, evidence)
+            ballots.append(
+                {
+                    "validator": d.validator.index,
+                    "model": model.hex(),
+                    "accepted": d.validator.accepted_for(roots).hex(),
+                    "rewards": NO_REWARDS.hex(),
+                    "metrics": digest.hex(),
+                    "quote": (Quote.decode(q).digest() if q else NO_QUOTE).hex(),
+                }
+            )
         outcome = self.net.vote(r, ballots)
         receipts += outcome["receipts"]
         self.net.seal_async()
@@ -285,15 +321,27 @@ class LedgerProtocol:
             for d, b in zip(derived, ballots, strict=True)
             if finalised and (b["model"], b["accepted"]) == (outcome["model"], outcome["accepted"])
         ]
+        record = self._record(r, batches, ballots, derived, context, outcome, receipts)
+        record["labels"] = labels
+        record["gate"] = gate
+        gated, gate["outcome"] = round_outcome(
+            sim.task, record, [d.validator.index for d in agree], finalised
+        )
         sim.previous_params = sim.global_params
-        if finalised:
+        if gated:
+            # the quorum voted for the base model: it stays, and so does the strategy's state
+            self._adopt(sim, bytes.fromhex(outcome["model"]), [])
+            pooled = _pooled([standing.stats[d.validator.index] for d in agree])
+            metrics = sim.task.metrics(pooled, standing.context)
+            metrics.update(sim.attack_metrics())
+        elif finalised:
             self._adopt(sim, bytes.fromhex(outcome["model"]), agree)
             # pooled over the validators whose vote carried the round (their slices)
-            pooled = agree[0].stats
-            for d in agree[1:]:
-                pooled = pooled + d.stats
-            metrics = sim.task.metrics(pooled, context)
+            metrics = sim.task.metrics(_pooled([d.stats for d in agree]), context)
             metrics.update(sim.attack_metrics())
+            if all(d.model == self.model_digest for d in derived):
+                # every validator scored the adopted model already: the gate's next baseline
+                self.standing = _Standing(self.model_digest, context, [d.stats for d in derived])
         else:
             metrics = sim.evaluate()
         if sim.secure is not None:
@@ -303,8 +351,6 @@ class LedgerProtocol:
             flagged = [row_ids[i] for i in screened if row_ids[i] >= 0]
         metrics.update(sim.screening(r, local.devices, flagged))
         lap("evaluate")
-        record = self._record(r, batches, ballots, derived, context, outcome, receipts)
-        record["labels"] = sim.task.labels()
         if secure is not None:
             record["secure"] = secure
             for vote, q in zip(record["votes"], quotes, strict=True):
@@ -318,6 +364,7 @@ class LedgerProtocol:
             "rejections": reasons,
             "votes": len(agree),
             "validators": len(ballots),
+            "gated": gated,
             "transactions": len(receipts),
             "gas": sum(int(x["gas"]) for x in receipts),
         }
@@ -390,7 +437,6 @@ class LedgerProtocol:
     def _derive(
         self,
         sim: Simulation,
-        r: int,
         updates: torch.Tensor,
         weights: torch.Tensor,
         round_context: RoundContext,
@@ -415,12 +461,12 @@ class LedgerProtocol:
         context = sim.task.context(sim.model, sim.eval_data)
         derived = []
         for v, (params, strategy, model) in zip(self.validators, candidates, strict=True):
-            stats, metrics = v.evaluate(r, model, params, sim.model, sim.layout, sim.task, context)
-            derived.append(_Derived(v, params, strategy, model, stats, metrics))
+            stats = v.evaluate(params, sim.model, sim.layout, sim.task, context)
+            derived.append(_Derived(v, params, strategy, model, stats))
         return derived, context
 
     def _publish(
-        self, sim: Simulation, r: int, params: torch.Tensor, strategy: Strategy
+        self, sim: Simulation, params: torch.Tensor, strategy: Strategy
     ) -> tuple[list[_Derived], dict[str, float]]:
         """With a secure-aggregation mode: every validator takes the protected aggregate (it
         checked the enclave's transcript or recomputed the unmasking), stores, scores it."""
@@ -430,9 +476,54 @@ class LedgerProtocol:
         derived = []
         for v in self.validators:
             model = v.publish(params, sim.layout, self.store)
-            stats, metrics = v.evaluate(r, model, params, sim.model, sim.layout, sim.task, context)
-            derived.append(_Derived(v, params, strategy, model, stats, metrics))
+            stats = v.evaluate(params, sim.model, sim.layout, sim.task, context)
+            derived.append(_Derived(v, params, strategy, model, stats))
         return derived, context
+
+    def _standing(self, sim: Simulation, base: torch.Tensor) -> _Standing:
+        """Each validator's statistics of the current global model ``base`` (kept from the
+        round that adopted it; scored here for the initial model and after a resume)."""
+        if self.standing is None or self.standing.model != self.model_digest:
+            sim.layout.load_into(sim.model, base)
+            sim.model.eval()
+            context = sim.task.context(sim.model, sim.eval_data)
+            stats = [
+                v.evaluate(base, sim.model, sim.layout, sim.task, context) for v in self.validators
+            ]
+            self.standing = _Standing(self.model_digest, context, stats)
+        return self.standing
+
+    def _gate(
+        self,
+        sim: Simulation,
+        derived: list[_Derived],
+        context: dict[str, float],
+        standing: _Standing,
+    ) -> dict[str, Any]:
+        """The round's ``gate`` entry (its ``outcome`` follows the vote): each validator's
+        score of the current model and of the candidate on its split, and its decision."""
+        margin = self.cfg.gate_margin
+        entries = []
+        for d in derived:
+            previous = standing.stats[d.validator.index]
+            before = gate_score(sim.task, previous, standing.context)
+            after = gate_score(sim.task, d.stats, context)
+            entries.append(
+                {
+                    "validator": d.validator.index,
+                    "previous": before,
+                    "candidate": after,
+                    "decision": gate_decision(before, after, margin),
+                    "previous_stats": previous.to_json(),
+                }
+            )
+        return {
+            "margin": margin,
+            "metric": GATE_METRIC,
+            "candidate": derived[0].model.hex(),
+            "context": standing.context,
+            "validators": entries,
+        }
 
     def _attest(self, sim: Simulation, r: int) -> list[bytes | None]:
         """Each validator's verified quote of the enclave for this round (its own nonce), or
@@ -502,6 +593,14 @@ class LedgerProtocol:
             for b in batches
             for i, env in enumerate(b["envelopes"])
         ]
+
+
+def _pooled(stats: list[EvalStats]) -> EvalStats:
+    """Statistics of the union of disjoint validation splits."""
+    pooled = stats[0]
+    for other in stats[1:]:
+        pooled = pooled + other
+    return pooled
 
 
 def _trainer_order(item: dict[str, Any]) -> tuple[bool, int]:

@@ -5,7 +5,8 @@ Layout (under ``RUN/ledger/``)::
     deployment.json    backend, contract addresses, every member's id/key/account, quorum
     chain.jsonl        the embedded chain's genesis and every mined transaction (replayable)
     rounds.jsonl       per round: gateway commits and rejections, votes with each validator's
-                       evaluation statistics, the outcome, gas
+                       evaluation statistics, the validator gate's scores, decisions and
+                       outcome (``gate``), the outcome, gas
     envelopes.jsonl    per accepted envelope: header, signature, gateway and Merkle leaf index
 
 Model blobs live in ``RUN/store/<sha256>.safetensors``. Every ``.jsonl`` file is appended

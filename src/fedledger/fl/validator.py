@@ -5,6 +5,9 @@ so all of them produce bit-identical parameters, the same deterministic safetens
 the same model digest (DESIGN.md, one round, step 4). Each evaluates the candidate on its own
 validation split — a disjoint slice of the held-out data — and commits the digest of those
 statistics with its vote; pooled, the slices' statistics give the whole split's metrics.
+With the validator gate (:mod:`fedledger.fl.gate`) a validator whose candidate scores too far
+below the current model votes for the current model instead, and its digest also commits to
+the gate's evidence.
 
 A simulated Byzantine validator (``ledger.byzantine``) votes for another model digest
 (``wrong-model``) or for an accepted set that omits one committed gateway root
@@ -51,21 +54,23 @@ def metrics_digest(
     stats: EvalStats,
     context: dict[str, float],
     labels: dict[str, Any],
+    gate: dict[str, Any] | None = None,
 ) -> bytes:
-    """sha256 of a validator's evaluation record (what its vote commits to): the statistics,
-    the detection context, and the task's labels, from which the metrics follow."""
-    return hashlib.sha256(
-        canonical_json(
-            {
-                "round": round_number,
-                "validator": validator,
-                "model": model.hex(),
-                "stats": stats.to_json(),
-                "context": context,
-                "labels": labels,
-            }
-        )
-    ).digest()
+    """sha256 of a validator's evaluation record (what its vote commits to): the statistics
+    of the candidate, the detection context, the task's labels, from which the metrics follow,
+    and the validator's gate evidence (:func:`fedledger.fl.gate.gate_evidence`), if any;
+    ``model`` is the digest it voted for."""
+    record: dict[str, Any] = {
+        "round": round_number,
+        "validator": validator,
+        "model": model.hex(),
+        "stats": stats.to_json(),
+        "context": context,
+        "labels": labels,
+    }
+    if gate is not None:
+        record["gate"] = gate
+    return hashlib.sha256(canonical_json(record)).digest()
 
 
 class Validator:
@@ -101,7 +106,7 @@ class Validator:
         context: RoundContext | None = None,
     ) -> tuple[torch.Tensor, Strategy, bytes]:
         """Aggregate with a private copy of ``strategy`` and store the blob; return
-        ``(params, strategy copy, model digest this validator votes for)``. The copy's
+        ``(params, strategy copy, model digest of the candidate)``. The copy's
         :attr:`~fedledger.strategies.base.Strategy.flagged` names the rows it screened out."""
         own = copy.deepcopy(strategy)
         own.flagged = ()
@@ -109,8 +114,11 @@ class Validator:
         return params, own, self.publish(params, layout, store)
 
     def publish(self, params: torch.Tensor, layout: ParamLayout, store: ModelStore) -> bytes:
-        """Store the candidate's blob; return the model digest this validator votes for."""
-        model = bytes.fromhex(store.put(encode_tensors(layout.unflatten(params))))
+        """Store the candidate's blob; return its model digest."""
+        return bytes.fromhex(store.put(encode_tensors(layout.unflatten(params))))
+
+    def vote_model(self, model: bytes) -> bytes:
+        """The model digest this validator votes for when it means to vote for ``model``."""
         if self.byzantine == "wrong-model":
             # a blob nobody stored, different for each Byzantine validator (they do not collude)
             model = hashlib.sha256(f"byzantine/{self.index}/".encode() + model).digest()
@@ -125,19 +133,13 @@ class Validator:
 
     def evaluate(
         self,
-        round_number: int,
-        model_digest: bytes,
         params: torch.Tensor,
         model: nn.Module,
         layout: ParamLayout,
         task: Task,
         context: dict[str, float],
-    ) -> tuple[EvalStats, bytes]:
-        """Score the candidate on this validator's split; return stats and their digest."""
+    ) -> EvalStats:
+        """Statistics of the model ``params`` on this validator's split."""
         layout.load_into(model, params)
         model.eval()
-        stats = task.eval_stats(model, self.x_val, self.y_val, context)
-        digest = metrics_digest(
-            round_number, self.name, model_digest, stats, context, task.labels()
-        )
-        return stats, digest
+        return task.eval_stats(model, self.x_val, self.y_val, context)

@@ -100,17 +100,27 @@ def rounds_section(records: Sequence[dict[str, Any]], plot: str | None) -> list[
 
 
 def ledger_section(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Per round: was the model finalised by a validator quorum, envelopes accepted and
-    rejected (with reasons), votes, transactions and gas. Empty for runs without a ledger."""
+    """Per round: was the model finalised by a validator quorum (or, by the validator gate,
+    the previous model again), envelopes accepted and rejected (with reasons), votes,
+    transactions and gas. Empty for runs without a ledger."""
     rounds = [(r, r["ledger"]) for r in records if isinstance(r.get("ledger"), dict)]
     if not rounds:
         return []
     failed = [number(r.get("round")) for r, led in rounds if not led.get("finalised")]
+    gated = [number(r.get("round")) for r, led in rounds if led.get("gated")]
     lines = ["## Ledger", ""]
     if failed:
         lines += [
             f"> **Not finalised:** round(s) {', '.join(failed)} reached no validator quorum; "
             "the previous global model stood and the metrics are those of that model.",
+            "",
+        ]
+    if gated:
+        lines += [
+            f"> **Fallback:** in round(s) {', '.join(gated)} the validators' gate refused the "
+            "candidate model (its validation accuracy fell by more than `ledger.gate_margin`); "
+            "the previous global model was finalised again and the metrics are those of that "
+            "model. `ledger/rounds.jsonl` records each validator's scores and decision.",
             "",
         ]
     lines += [
@@ -127,7 +137,9 @@ def ledger_section(records: Sequence[dict[str, Any]]) -> list[str]:
         rows.append(
             [
                 number(r.get("round")),
-                "yes" if led.get("finalised") else "**no quorum**",
+                ("fallback" if led.get("gated") else "yes")
+                if led.get("finalised")
+                else "**no quorum**",
                 f"{led.get('votes', MISSING)}/{led.get('validators', MISSING)}",
                 number(led.get("accepted")),
                 rejected,

@@ -30,12 +30,17 @@ class RoundContext:
     reference
         A ``[P]`` update trained on clean root data by whoever holds it (FLTrust's server
         update), or ``None``.
+    root_loss
+        ``[K]`` float64: how much each update, applied alone to the global model, raises the
+        loss on the validators' clean root data (Xie et al. 2019, Zeno's descent score), or
+        ``None``.
     """
 
     round: int = 0
     devices: tuple[int, ...] = ()
     reference: torch.Tensor | None = None
     sizes: tuple[int, ...] = ()
+    root_loss: torch.Tensor | None = None
 
 
 def weighted_mean(updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -65,6 +70,8 @@ class Strategy(ABC):
     works with ``secagg+`` and ``ckks``, which reveal only the sum of the updates."""
     needs_reference: ClassVar[bool] = False
     """True when :meth:`aggregate` needs :attr:`RoundContext.reference` (FLTrust)."""
+    needs_root_loss: ClassVar[bool] = False
+    """True when :meth:`aggregate` uses :attr:`RoundContext.root_loss` (the anomaly screen)."""
     screens: ClassVar[bool] = False
     """True when the strategy screens or selects updates and so reports :attr:`flagged`."""
     flagged: tuple[int, ...] = ()

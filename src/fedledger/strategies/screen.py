@@ -11,12 +11,27 @@ from fedledger.errors import FedledgerError
 from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
 from fedledger.strategies.median import coordinate_median
 
-__all__ = ["FINGERPRINTS", "AnomalyScreen", "Family", "fingerprints", "outlier_scores", "robust_z"]
+__all__ = [
+    "FINGERPRINTS",
+    "AnomalyScreen",
+    "Family",
+    "family_scores",
+    "fingerprints",
+    "outlier_scores",
+    "robust_z",
+]
 
 MAD_SCALE = 1.4826
 """``1.4826 · MAD`` estimates σ for normally distributed values."""
 
-FINGERPRINTS = ("norm", "cosine", "layer_cosine", "layer_moments", "output_direction")
+FINGERPRINTS = (
+    "norm",
+    "cosine",
+    "layer_cosine",
+    "layer_moments",
+    "output_direction",
+    "root_loss",
+)
 """The families of statistics the screen compares across a round's updates."""
 
 
@@ -47,12 +62,31 @@ def _cosine(x: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, dots / denom.clamp_min(1e-300), torch.zeros_like(dots))
 
 
+def _size_residual(log_norm: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``log_norm`` minus its least-squares fit on the log sample counts: devices with more
+    data take more local steps and send longer updates; what is left is the anomaly."""
+    if weights is None or len(weights) < 3:
+        return log_norm
+    lw = torch.log(weights.to(torch.float64).clamp_min(1.0))
+    if float(lw.std()) == 0:
+        return log_norm
+    a = torch.stack([torch.ones_like(lw), lw], dim=1)
+    coef: torch.Tensor = torch.linalg.lstsq(a, log_norm[:, None]).solution
+    fit: torch.Tensor = (a @ coef)[:, 0]
+    return log_norm - fit
+
+
 def fingerprints(
-    updates: torch.Tensor, centre: torch.Tensor, sizes: tuple[int, ...] = ()
+    updates: torch.Tensor,
+    centre: torch.Tensor,
+    sizes: tuple[int, ...] = (),
+    weights: torch.Tensor | None = None,
+    root_loss: torch.Tensor | None = None,
 ) -> dict[str, Family]:
     """The statistical fingerprint of every row of ``updates`` ``[K, P]``, by family.
 
-    - ``norm``: log L2 norm (suspicious on both sides: boosted, or zero/tiny updates);
+    - ``norm``: log L2 norm, less what the device's sample count (``weights``) explains
+      (suspicious on both sides: boosted, or zero/tiny updates);
     - ``cosine``: cosine to the robust ``centre`` (low side);
     - ``layer_cosine``: per layer (``sizes`` splits the flat vector), the cosine to the
       centre's layer (low side, averaged over layers);
@@ -60,7 +94,9 @@ def fingerprints(
       standard deviation, excess kurtosis (both sides, averaged);
     - ``output_direction``: the last layer (the output bias of a classifier) as a unit
       vector, per coordinate (both sides, the largest): which outputs a device pushes up or
-      down, the signature of label flipping (Tolpegin et al. 2020 look at the same layer).
+      down, the signature of label flipping (Tolpegin et al. 2020 look at the same layer);
+    - ``root_loss``: when given, how much the update alone raises the loss on the validators'
+      root data (high side; Zeno, Xie et al. 2019; see :mod:`fedledger.fl.probe`).
     """
     x = updates.to(torch.float64)
     c = centre.to(torch.float64)
@@ -81,13 +117,20 @@ def fingerprints(
     a, b = layers[-1]
     out = x[:, a:b]
     out = out / out.norm(dim=1, keepdim=True).clamp_min(tiny)
-    return {
-        "norm": Family(torch.log(x.norm(dim=1) + tiny)[:, None], 0, "max"),
+    families = {
+        "norm": Family(_size_residual(torch.log(x.norm(dim=1) + tiny), weights)[:, None], 0, "max"),
         "cosine": Family(_cosine(x, c)[:, None], -1, "max"),
         "layer_cosine": Family(torch.stack(cos_cols, dim=1), -1, "mean"),
         "layer_moments": Family(torch.stack(moment_cols, dim=1), 0, "mean"),
         "output_direction": Family(out, 0, "max"),
     }
+    if root_loss is not None:
+        loss = root_loss.to(torch.float64)
+        finite = torch.isfinite(loss)
+        top = float(loss[finite].max()) if bool(finite.any()) else 0.0
+        loss = torch.where(finite, loss, torch.full_like(loss, top + 1e6))
+        families["root_loss"] = Family(loss[:, None], 1, "max")
+    return families
 
 
 def robust_z(values: torch.Tensor, side: int) -> torch.Tensor:
@@ -105,15 +148,24 @@ def robust_z(values: torch.Tensor, side: int) -> torch.Tensor:
     return oriented.clamp_min(0)
 
 
-def outlier_scores(families: dict[str, Family]) -> torch.Tensor:
-    """Unsupervised outlier score of every row: per family, its columns' robust z-scores
-    (:func:`robust_z`) combined (mean over layers, or max over coordinates); then the largest
-    family score. A row is as suspicious as its most anomalous family."""
+def family_scores(families: dict[str, Family]) -> torch.Tensor:
+    """``[K, F]``: per family, its columns' robust z-scores (:func:`robust_z`) combined —
+    averaged over layers, or the largest over coordinates."""
     per_family = []
     for fam in families.values():
         z = robust_z(fam.values, fam.side)
         per_family.append(z.mean(dim=1) if fam.combine == "mean" else z.max(dim=1).values)
-    return torch.stack(per_family, dim=1).max(dim=1).values
+    return torch.stack(per_family, dim=1)
+
+
+def outlier_scores(families: dict[str, Family]) -> torch.Tensor:
+    """Unsupervised outlier score of every row, in two stages: ``S_i = Σ_f z_if²`` over the
+    family scores (:func:`family_scores`; a diagonal Mahalanobis distance), then the robust
+    z-score of ``S`` across the round (:func:`robust_z`, high side). An honest non-IID device
+    is unusual in one family at a time, a poisoned update in several at once; the second
+    stage calibrates the threshold to the round's own spread."""
+    s = (family_scores(families) ** 2).sum(dim=1)
+    return robust_z(s[:, None], 1)[:, 0]
 
 
 class AnomalyScreen(Strategy):
@@ -122,8 +174,10 @@ class AnomalyScreen(Strategy):
     fingerprint (:func:`fingerprints`: its norm, its cosine to a robust centre — the
     coordinate-wise median of Yin et al. 2018 — and per-layer cosines and distribution
     moments), and an unsupervised outlier score (:func:`outlier_scores`: the largest robust
-    z-score of the fingerprint, Hampel's median/MAD rule). Updates scoring above
-    ``threshold`` are flagged: excluded this round and reported (:attr:`flagged`).
+    z-score of each fingerprint family, combined over the families and calibrated on the
+    round). Updates scoring above ``threshold`` are flagged: excluded this round and
+    reported (:attr:`flagged`). When the validators hold root data, the engine (or the
+    enclave) adds each update's effect on the root loss (:mod:`fedledger.fl.probe`).
 
     The rest are averaged with weights ``n_samples · reputation``. A device's reputation
     (Kang et al. 2019, "Incentive Mechanism for Reliable Federated Learning", reputation as
@@ -137,7 +191,7 @@ class AnomalyScreen(Strategy):
     Parameters
     ----------
     threshold
-        Robust z-score above which an update is flagged (3 = Hampel's rule).
+        Robust z-score of the combined fingerprint above which an update is flagged.
     decay
         Weight of the past in the reputation, in [0, 1).
     server_lr
@@ -146,8 +200,9 @@ class AnomalyScreen(Strategy):
 
     name = "screen"
     screens = True
+    needs_root_loss = True
 
-    def __init__(self, threshold: float = 3.0, decay: float = 0.5, server_lr: float = 1.0) -> None:
+    def __init__(self, threshold: float = 3.5, decay: float = 0.5, server_lr: float = 1.0) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
         if not 0 <= decay < 1:
@@ -169,13 +224,20 @@ class AnomalyScreen(Strategy):
         """True after a clean round: the next round trains with FedProx's proximal term."""
         return self.clean
 
-    def screen(self, updates: torch.Tensor, sizes: tuple[int, ...] = ()) -> torch.Tensor:
+    def screen(
+        self,
+        updates: torch.Tensor,
+        weights: torch.Tensor | None = None,
+        context: RoundContext | None = None,
+    ) -> torch.Tensor:
         """Outlier score of every row (see :func:`outlier_scores`); fewer than 3 rows are not
         screened (scores 0)."""
         k = updates.shape[0]
         if k < 3:
             return torch.zeros(k, dtype=torch.float64)
-        return outlier_scores(fingerprints(updates, coordinate_median(updates), sizes))
+        ctx = context or RoundContext()
+        fams = fingerprints(updates, coordinate_median(updates), ctx.sizes, weights, ctx.root_loss)
+        return outlier_scores(fams)
 
     def aggregate(
         self,
@@ -188,8 +250,9 @@ class AnomalyScreen(Strategy):
         if k == 0:
             raise FedledgerError("cannot aggregate: there are no updates")
         ctx = context or RoundContext()
-        scores = self.screen(updates, ctx.sizes)
         bad = ~torch.isfinite(updates).all(dim=1)
+        clean_rows = torch.where(bad[:, None], torch.zeros_like(updates), updates)
+        scores = self.screen(clean_rows, weights, ctx)
         flagged = (scores > self.threshold) | bad
         self.scores = tuple(round(float(s), 6) for s in scores)
         self.flagged = tuple(int(i) for i in torch.nonzero(flagged).flatten())

@@ -6,6 +6,7 @@ the check that reads it, never a crash (:func:`guarded`).
 
 from fedledger.audit.checks.common import ChainView, guarded
 from fedledger.audit.checks.envelopes import check_envelopes
+from fedledger.audit.checks.gate import check_gate
 from fedledger.audit.checks.metrics import check_metrics
 from fedledger.audit.checks.models import check_models
 from fedledger.audit.checks.rounds import check_rounds, check_votes
@@ -17,6 +18,7 @@ __all__ = [
     "ChainView",
     "check_config",
     "check_envelopes",
+    "check_gate",
     "check_metrics",
     "check_models",
     "check_registry",

@@ -9,6 +9,7 @@ from typing import Any
 
 from fedledger.audit.checks.common import ChainView, guarded, round_records, validator_names
 from fedledger.audit.report import Check
+from fedledger.fl.gate import voted_evaluation
 from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.fl.tasks import EvalStats, task_from_labels
 
@@ -70,13 +71,16 @@ def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Ch
                 names = {f"validator-{v['validator']}": v for v in rec["votes"]}
                 ids = validator_names(records.deployment())
                 pooled: EvalStats | None = None
+                context: dict[str, Any] = rec["context"]
                 for vote in agree:
-                    stats = EvalStats.from_json(names[ids[vote[0]]]["stats"])
+                    # its evaluation of the candidate, or of the base model if it fell back
+                    index = int(names[ids[vote[0]]]["validator"])
+                    stats, context = voted_evaluation(rec, index)
                     pooled = stats if pooled is None else pooled + stats
                 if pooled is None:
                     c.fail(f"round {r}: no agreeing evaluation to derive metrics from")
                     continue
-                standing = task_from_labels(rec["labels"]).metrics(pooled, rec["context"])
+                standing = task_from_labels(rec["labels"]).metrics(pooled, context)
             if standing is None:
                 c.notes.append(f"round {r}: metrics of the initial model are not anchored")
                 continue
@@ -167,8 +171,15 @@ def _check_ledger_entry(
     for x in rejected:
         reasons[x["reason"]] = reasons.get(x["reason"], 0) + 1
     txs = chain.txs.get(r, {})
+    finalised = info["status"] == "finalised"
+    gate = rec.get("gate")
     expected = {
-        "finalised": info["status"] == "finalised",
+        "finalised": finalised,
+        # the quorum finalised the base model again although the candidate differed from it
+        "gated": finalised
+        and info["model"] == info["base"]
+        and isinstance(gate, dict)
+        and gate.get("candidate") != info["base"].hex(),
         "votes": len(agree),
         "validators": len(chain.votes.get(r, [])),
         "accepted": sum(count for _, _, count in chain.commits.get(r, [])),
@@ -178,5 +189,5 @@ def _check_ledger_entry(
         "rejections": dict(sorted(reasons.items())),
     }
     for key, want in expected.items():
-        if entry.get(key) != want:
+        if entry.get(key, False if key == "gated" else None) != want:  # older runs: no "gated"
             c.fail(f"{where}: ledger.{key} is {entry.get(key)!r}, the ledger says {want!r}")

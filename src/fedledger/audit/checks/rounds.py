@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fedledger.audit.checks.common import ChainView, brief, guarded, round_records, validator_names
 from fedledger.audit.report import Check
+from fedledger.fl.gate import gate_evidence
 from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.fl.tasks import EvalStats
 from fedledger.fl.validator import accepted_digest, metrics_digest
@@ -107,7 +108,12 @@ def check_votes(records: LedgerRecords, chain: ChainView) -> Check:
                     c.fail(f"round {r}: no recorded evaluation for {name}'s vote")
                     continue
                 stats = EvalStats.from_json(ev["stats"])
-                digest = metrics_digest(r, name, model, stats, rec["context"], rec["labels"])
+                try:
+                    gate = gate_evidence(rec.get("gate"), int(ev["validator"]))
+                except KeyError:
+                    c.fail(f"round {r}: no recorded gate decision for {name}'s vote")
+                    continue
+                digest = metrics_digest(r, name, model, stats, rec["context"], rec["labels"], gate)
                 if digest != mdigest:
                     c.fail(
                         f"round {r}: {name}'s recorded evaluation does not match the metrics "

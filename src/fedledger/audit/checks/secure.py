@@ -9,7 +9,8 @@ checkable only through what the enclave signed and what the chain anchors:
   anchored with the vote on chain (without an enclave, that digest is 32 zero bytes);
 - every round's transcript verifies under the signing key a verified quote vouches for, names
   the round and the measurement, lists exactly the committed envelopes as its inputs, and
-  (``enclave``) started from the round's base model and released its finalised model;
+  (``enclave``) started from the round's base model and released its finalised model (in a
+  round the validator gate sent back to the base model: the candidate the gate refused);
 - the round record's ``secure`` summary agrees with its evidence.
 
 The shipped enclave is simulated (a separate process with a software platform key); the
@@ -253,7 +254,9 @@ def _check_round(
         elif not verified:
             c.fail(f"round {r}: no verified quote vouches for a key to check the transcript with")
         else:
-            _check_transcript(r, info, secure, inputs, verified[0], run, digests, c)
+            gate = rec.get("gate")
+            candidate = bytes.fromhex(gate["candidate"]) if isinstance(gate, dict) else None
+            _check_transcript(r, info, secure, inputs, verified[0], run, digests, candidate, c)
     elif run.mode == "enclave" or (run.mode == "ckks" and secure["aggregated"] > 0):
         c.fail(
             f"round {r}: no enclave transcript in ledger/rounds.jsonl: the aggregate is unproven"
@@ -350,10 +353,11 @@ def _check_transcript(
     signer: Quote,
     run: _Run,
     digests: dict[bytes, bytes],
+    candidate: bytes | None,
     c: Check,
 ) -> None:
     """The round's transcript, signed by the attested enclave, binds the committed envelopes
-    to what was released."""
+    to what was released (``candidate``: the candidate the round's gate entry records)."""
     assert run.enclave is not None
     evidence = secure["evidence"]
     c.checked += 1
@@ -380,7 +384,7 @@ def _check_transcript(
         c.fail(f"{where} ran strategy {t.strategy!r}, config.toml says {run.strategy!r}")
     got, committed = Counter(t.inputs), Counter(inputs)
     if run.mode == "enclave":
-        _check_enclave_output(r, t, info, secure, got, committed, run, digests, c)
+        _check_enclave_output(r, t, info, secure, got, committed, run, digests, candidate, c)
         return
     # ckks: the inputs are the well-formed envelopes; malformed ones are rejected before
     extra = got - committed
@@ -399,10 +403,13 @@ def _check_enclave_output(
     committed: Counter[tuple[bytes, int]],
     run: _Run,
     digests: dict[bytes, bytes],
+    candidate: bytes | None,
     c: Check,
 ) -> None:
     """``enclave``: the transcript lists every committed envelope, its accepted and rejected
-    inputs are the record's, it started from the round's base and released its model."""
+    inputs are the record's, it started from the round's base and released its model, or, in
+    a round the gate sent back to the base model, the candidate the gate refused (whether the
+    gate decided right is the ``gate`` check's)."""
     where = f"round {r}: the enclave's transcript"
     if got != committed:
         c.fail(
@@ -418,7 +425,18 @@ def _check_enclave_output(
         )
     if t.base != _model_digest(run.store, info["base"], digests):
         c.fail(f"{where} did not start from the round's base model {brief(info['base'])}")
-    if info["status"] == "finalised":
+    if (
+        info["status"] == "finalised"
+        and candidate is not None
+        and candidate != info["base"]
+        and info["model"] == info["base"]
+    ):
+        if t.output != _model_digest(run.store, candidate, digests):
+            c.fail(f"{where}: its output is not the candidate {brief(candidate)} the gate refused")
+        c.notes.append(
+            f"round {r}: the validators' gate refused the enclave's output; the base model stood"
+        )
+    elif info["status"] == "finalised":
         if t.output != _model_digest(run.store, info["model"], digests):
             c.fail(f"{where}: its output is not the finalised model {brief(info['model'])}")
     else:

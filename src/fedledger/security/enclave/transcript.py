@@ -9,6 +9,9 @@ vouches for (:attr:`~fedledger.security.enclave.quote.Quote.signing_key`):
 - every input it was given (sha256 of the protected payload, as signed by the device in its
   envelope and committed by a gateway, with its sample count), in order,
 - which inputs it accepted and why it refused the others,
+- the digest of the round's public context (device ids, the validators' root data and
+  reference update: what a screening strategy used besides the updates), and which accepted
+  inputs the strategy flagged as anomalous and left out,
 - the digest of what it released (the new global parameters, or a decrypted sum),
 - per-input scores (empty until contribution scoring is configured).
 
@@ -31,8 +34,8 @@ from fedledger.security.identity import Identity, verify_signature
 
 __all__ = ["TRANSCRIPT_FORMAT", "Transcript", "vector_digest", "verify_transcript"]
 
-TRANSCRIPT_FORMAT: Final = "fedledger-transcript/v1"
-_SIGNED: Final = b"fedledger/transcript/v1\x00"
+TRANSCRIPT_FORMAT: Final = "fedledger-transcript/v2"
+_SIGNED: Final = b"fedledger/transcript/v2\x00"
 
 
 def vector_digest(values: np.ndarray) -> bytes:
@@ -57,6 +60,8 @@ class Transcript:
     rejected: tuple[tuple[int, str], ...]
     output: bytes
     scores: tuple[float, ...] = field(default=())
+    context: bytes = bytes(32)
+    flagged: tuple[int, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +76,8 @@ class Transcript:
             "rejected": [{"input": i, "reason": r} for i, r in self.rejected],
             "output": self.output.hex(),
             "scores": list(self.scores),
+            "context": self.context.hex(),
+            "flagged": list(self.flagged),
         }
 
     def encode(self) -> bytes:
@@ -104,6 +111,8 @@ class Transcript:
                 rejected=tuple((int(x["input"]), str(x["reason"])) for x in obj["rejected"]),
                 output=bytes.fromhex(obj["output"]),
                 scores=tuple(float(s) for s in obj["scores"]),
+                context=bytes.fromhex(obj["context"]),
+                flagged=tuple(int(i) for i in obj["flagged"]),
             )
         except AttestationError:
             raise

@@ -1,0 +1,67 @@
+"""The validators' clean root data, and what each update does to the loss on it.
+
+Validators hold a small clean dataset (FLTrust's *root data*, Cao et al. NDSS 2021). Two
+defences use it: FLTrust trains a reference update on it, and the anomaly screen scores each
+update by how much it raises the root loss when applied alone to the global model — Zeno's
+stochastic descendant score (Xie, Koyejo, Gupta, ICML 2019, "Zeno: Distributed Stochastic
+Gradient Descent with Suspicion-based Fault-tolerance"), without the norm penalty, which the
+screen's own norm fingerprint covers.
+
+In the simulation the root rows are a seeded sample of the devices' (clean) training pool; a
+deployment gives validators their own labelled traffic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedledger.fl.params import ParamLayout
+from fedledger.fl.tasks import Task
+
+__all__ = ["choose_root_rows", "root_loss_increase"]
+
+
+def choose_root_rows(train_rows: list[np.ndarray], n: int, seed: int) -> np.ndarray:
+    """``n`` rows (at most all) of the pooled device training rows, drawn with
+    ``default_rng([seed, 0, 9])``, sorted."""
+    pool = np.concatenate([r for r in train_rows if len(r)]) if train_rows else np.array([])
+    pool = np.unique(pool.astype(np.int64))
+    if len(pool) <= n:
+        return pool
+    rng = np.random.default_rng([seed, 0, 9])
+    return np.sort(rng.choice(pool, size=n, replace=False))
+
+
+def _mean_loss(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) -> float:
+    out = model(x)
+    return float(task.per_sample_loss(out, x, y).to(torch.float64).mean())
+
+
+@torch.no_grad()
+def root_loss_increase(
+    model: nn.Module,
+    layout: ParamLayout,
+    task: Task,
+    base: torch.Tensor,
+    updates: torch.Tensor,
+    x_root: torch.Tensor,
+    y_root: torch.Tensor,
+) -> torch.Tensor:
+    """``L(w + Δ_i) − L(w)`` on the root data for every row ``Δ_i`` of ``updates``, as a
+    float64 ``[K]`` tensor (``+inf`` for an update that makes the loss non-finite).
+
+    ``model`` is used as scratch space: its parameters are overwritten, and it is left in
+    eval mode holding ``base``.
+    """
+    model.eval()
+    layout.load_into(model, base)
+    before = _mean_loss(model, task, x_root, y_root)
+    out = torch.empty(updates.shape[0], dtype=torch.float64)
+    for i in range(updates.shape[0]):
+        layout.load_into(model, base + updates[i])
+        loss = _mean_loss(model, task, x_root, y_root)
+        out[i] = loss - before if np.isfinite(loss) else float("inf")
+    layout.load_into(model, base)
+    return out
