@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -59,6 +59,7 @@ def build_simulation(
     torch.set_num_threads(config.train.threads)
     if data is None:
         data = build_federated(config.data, config.train.seed)
+    custom = model
     if model is None:
         torch.manual_seed(config.train.seed)
         model = create_model(
@@ -81,12 +82,25 @@ def build_simulation(
         sim.root_rows = choose_root_rows(
             sim.train_rows, config.strategy.root_samples, config.train.seed
         )
-    sim.secure = build_secure(config, sim)
+    spec = None
+    if custom is None:  # the enclave can rebuild a registered model to score updates
+        spec = {
+            "name": config.model.name,
+            "hidden": list(config.model.hidden),
+            "features": list(data.feature_shape),
+            "classes": data.n_classes,
+            "labels": task.labels(),
+        }
+    sim.secure = build_secure(config, sim, spec)
     return sim
 
 
-def build_secure(config: Config, sim: Simulation) -> SecureAggregator | None:
-    """The ``[security]`` mode for ``sim`` (``None`` for ``none``); starts its enclave, if any."""
+def build_secure(
+    config: Config, sim: Simulation, model_spec: dict[str, Any] | None = None
+) -> SecureAggregator | None:
+    """The ``[security]`` mode for ``sim`` (``None`` for ``none``); starts its enclave, if any.
+    ``model_spec`` describes a registered model the enclave may rebuild (see
+    :class:`~fedledger.fl.secure.base.SecureContext`)."""
     sec = config.security
     mode = sec.secure_aggregation
     if mode == "none":
@@ -114,6 +128,7 @@ def build_secure(config: Config, sim: Simulation) -> SecureAggregator | None:
         security=sec,
         strategy=config.strategy,
         max_weight=sec.max_weight or max(len(rows) for rows in sim.train_rows),
+        model=model_spec,
     )
     return make_secure(ctx)
 

@@ -25,7 +25,7 @@ from fedledger.strategies.base import RoundContext, Strategy
 
 if TYPE_CHECKING:
     from fedledger.attacks.base import Attack
-    from fedledger.fl.secure.base import SecureAggregator, SecureOutcome
+    from fedledger.fl.secure.base import RoundInputs, SecureAggregator, SecureOutcome
 
 __all__ = [
     "LocalUpdates",
@@ -273,6 +273,17 @@ class Simulation:
             root_loss=root_loss,
         )
 
+    def round_inputs(self, round_number: int) -> RoundInputs:
+        """The public inputs an enclave gets besides the sealed updates: the reference update
+        (FLTrust) and the root data (the screen scores updates on it inside)."""
+        from fedledger.fl.secure.base import RoundInputs
+
+        reference = self.reference_update(round_number) if self.strategy.needs_reference else None
+        if self.strategy.needs_root_loss and self.root_rows is not None:
+            x, y = self.root_data()
+            return RoundInputs(reference=reference, root_x=x, root_y=y)
+        return RoundInputs(reference=reference)
+
     def root_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The validators' root rows (features, clean labels); empty without root data."""
         rows = self.root_rows if self.root_rows is not None else np.zeros(0, dtype=np.int64)
@@ -392,7 +403,13 @@ class Simulation:
             payload = self.secure.protect(round_number, d, matrix[k])
             if payload is not None:
                 submissions.append(Submission(d, payload, weights[k]))
-        return self.secure.aggregate(round_number, self.global_params, self.strategy, submissions)
+        return self.secure.aggregate(
+            round_number,
+            self.global_params,
+            self.strategy,
+            submissions,
+            self.round_inputs(round_number),
+        )
 
     def begin_secure_round(self, round_number: int) -> None:
         """Before the devices train: the secure-aggregation mode's set-up for this round's

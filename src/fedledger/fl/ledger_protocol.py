@@ -224,6 +224,7 @@ class LedgerProtocol:
             )
             lap("validate")
         else:  # the enclave may aggregate them meanwhile, on another core
+            round_inputs = sim.round_inputs(r)
             sim.secure.speculate(
                 r,
                 sim.global_params,
@@ -233,6 +234,7 @@ class LedgerProtocol:
                     for k, payload in enumerate(payloads)
                     if payload is not None
                 ],
+                round_inputs,
             )
         receipts: list[dict[str, Any]] = []
         exchange: dict[str, Any] = {}
@@ -266,7 +268,7 @@ class LedgerProtocol:
                 for item in sorted(accepted, key=_trainer_order)
             ]
             protected = sim.secure.speculated(submissions) or sim.secure.aggregate(
-                r, sim.global_params, sim.strategy, submissions
+                r, sim.global_params, sim.strategy, submissions, round_inputs
             )
             refused: dict[str, int] = {}
             for why in protected.rejected.values():
@@ -295,12 +297,32 @@ class LedgerProtocol:
         gate = self._gate(sim, derived, context, standing)
         lap("validate")
         labels = sim.task.labels()
+        # the devices each validator's strategy flagged (the enclave's, with secure aggregation)
+        flags: dict[int, list[int] | None] = {}
+        for d in derived:
+            if not sim.strategy.screens:
+                flags[d.validator.index] = None
+            elif sim.secure is not None:
+                flags[d.validator.index] = sorted(protected.flagged)
+            else:
+                flags[d.validator.index] = sorted(
+                    row_ids[i] for i in d.strategy.flagged if row_ids[i] >= 0
+                )
         ballots = []
         for d, q in zip(derived, quotes, strict=True):
             fallback = gate["validators"][d.validator.index]["decision"] == FALLBACK
             model = d.validator.vote_model(self.model_digest if fallback else d.model)
             evidence = gate_evidence(gate, d.validator.index)
-            digest = metrics_digest(r, d.validator.name, model, d.stats, context, labels, evidence)
+            digest = metrics_digest(
+                r,
+                d.validator.name,
+                model,
+                d.stats,
+                context,
+                labels,
+                evidence,
+                flags[d.validator.index],
+            )
             ballots.append(
                 {
                     "validator": d.validator.index,
@@ -344,12 +366,11 @@ class LedgerProtocol:
                 self.standing = _Standing(self.model_digest, context, [d.stats for d in derived])
         else:
             metrics = sim.evaluate()
-        if sim.secure is not None:
-            flagged = protected.flagged
-        else:
-            screened = agree[0].strategy.flagged if agree else ()
-            flagged = [row_ids[i] for i in screened if row_ids[i] >= 0]
-        metrics.update(sim.screening(r, local.devices, flagged))
+        carried = agree[0] if agree else derived[0]
+        flagged = flags[carried.validator.index]
+        if flagged is not None:
+            record["screen"] = {"flagged": flagged, "devices": sorted(local.devices)}
+        metrics.update(sim.screening(r, local.devices, flagged or []))
         lap("evaluate")
         if secure is not None:
             record["secure"] = secure

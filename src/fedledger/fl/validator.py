@@ -55,10 +55,12 @@ def metrics_digest(
     context: dict[str, float],
     labels: dict[str, Any],
     gate: dict[str, Any] | None = None,
+    flagged: list[int] | None = None,
 ) -> bytes:
     """sha256 of a validator's evaluation record (what its vote commits to): the statistics
     of the candidate, the detection context, the task's labels, from which the metrics follow,
-    and the validator's gate evidence (:func:`fedledger.fl.gate.gate_evidence`), if any;
+    the validator's gate evidence (:func:`fedledger.fl.gate.gate_evidence`), if any, and the
+    devices its screening strategy flagged, if it screens;
     ``model`` is the digest it voted for."""
     record: dict[str, Any] = {
         "round": round_number,
@@ -70,6 +72,8 @@ def metrics_digest(
     }
     if gate is not None:
         record["gate"] = gate
+    if flagged is not None:
+        record["flagged"] = flagged
     return hashlib.sha256(canonical_json(record)).digest()
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
 from fedledger.audit.checks.common import ChainView, guarded, round_records, validator_names
 from fedledger.audit.report import Check
+from fedledger.fl.detection import detection_counts
 from fedledger.fl.gate import voted_evaluation
 from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.fl.tasks import EvalStats, task_from_labels
@@ -16,7 +18,10 @@ from fedledger.fl.tasks import EvalStats, task_from_labels
 __all__ = ["check_metrics"]
 
 
-_UNANCHORED = {"round", "seconds", "clients", "timings", "ledger", "secure"}
+_UNANCHORED = {"round", "seconds", "clients", "timings", "ledger", "secure", "screen"}
+_ATTACK_METRICS = ("backdoor_success",)
+"""Metrics the simulation measures on the finalised model for a simulated attack (the
+backdoor's success rate on triggered test rows); the validators do not evaluate them."""
 _RECORD_ONLY = ("rejected", "evidence")
 """Keys of a round record's ``secure`` entry that ``metrics.jsonl`` leaves out."""
 
@@ -55,6 +60,13 @@ def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Ch
             lines[r] = (number, obj)
         for r in sorted(set(lines) - set(chain.rounds)):
             c.fail(f"metrics.jsonl line {lines[r][0]}: round {r} is not on the chain")
+        attack = _attack(run_dir)
+        unanchored = [k for k in _ATTACK_METRICS if any(k in obj for _, obj in lines.values())]
+        if unanchored:
+            c.notes.append(
+                f"{', '.join(unanchored)}: measured by the simulation on the finalised models, "
+                f"not anchored"
+            )
         standing: dict[str, Any] | None = None  # metrics of the last finalised model
         for r, info in sorted(chain.rounds.items()):
             if r not in lines:
@@ -66,6 +78,7 @@ def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Ch
             agree = chain.agreeing(r)
             _check_ledger_entry(where, obj.get("ledger"), r, info, agree, chain, recorded, c)
             _check_secure_entry(where, obj, r, recorded.get(r), c)
+            _check_screen_entry(where, obj, r, recorded.get(r), attack, c)
             if info["status"] == "finalised":
                 rec = recorded[r]
                 names = {f"validator-{v['validator']}": v for v in rec["votes"]}
@@ -84,7 +97,9 @@ def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Ch
             if standing is None:
                 c.notes.append(f"round {r}: metrics of the initial model are not anchored")
                 continue
-            shown = {k: v for k, v in obj.items() if k not in _UNANCHORED}
+            shown = {
+                k: v for k, v in obj.items() if k not in _UNANCHORED and k not in _ATTACK_METRICS
+            }
             for key in sorted(set(shown) | set(standing)):
                 if not _same(shown.get(key), standing.get(key)):
                     c.fail(
@@ -115,6 +130,50 @@ def _check_summary(run_dir: Path, lines: dict[int, tuple[int, dict[str, Any]]], 
             )
     if summary.get("rounds") != max(lines):
         c.fail(f"summary.json: rounds is {summary.get('rounds')!r}, metrics.jsonl has {max(lines)}")
+
+
+def _attack(run_dir: Path) -> tuple[frozenset[int], int]:
+    """The malicious devices (``devices.json``) and the round their attack starts."""
+    try:
+        devices = json.loads((run_dir / "devices.json").read_text())["devices"]
+        config = tomllib.loads((run_dir / "config.toml").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return frozenset(), 1
+    malicious = frozenset(i for i, d in enumerate(devices) if d.get("role") == "malicious")
+    start = int(config.get("attack", {}).get("start_round", 1))
+    return malicious, start
+
+
+def _check_screen_entry(
+    where: str,
+    obj: dict[str, Any],
+    r: int,
+    rec: dict[str, Any] | None,
+    attack: tuple[frozenset[int], int],
+    c: Check,
+) -> None:
+    """The line's ``screen`` entry names the devices the round record (and so every vote's
+    metrics digest) says the strategy flagged, and its detection counts follow from them and
+    ``devices.json``'s malicious devices."""
+    shown = obj.get("screen")
+    screen = None if rec is None else rec.get("screen")
+    if shown is None and screen is None:
+        return
+    if not isinstance(shown, dict) or not isinstance(screen, dict):
+        c.fail(f"{where}: the screen entry and ledger/rounds.jsonl's round {r} disagree")
+        return
+    if shown.get("flagged") != screen.get("flagged"):
+        c.fail(
+            f"{where}: screen.flagged is {shown.get('flagged')!r}, ledger/rounds.jsonl (and the "
+            f"votes' metrics digests) say {screen.get('flagged')!r}"
+        )
+        return
+    malicious, start = attack
+    want: dict[str, Any] = {"flagged": screen["flagged"]}
+    if malicious and r >= start:
+        want.update(detection_counts(screen["devices"], screen["flagged"], malicious))
+    if not _same(shown, want):
+        c.fail(f"{where}: screen is {shown!r}, the flagged devices and devices.json give {want!r}")
 
 
 def _check_secure_entry(

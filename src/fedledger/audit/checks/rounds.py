@@ -113,7 +113,11 @@ def check_votes(records: LedgerRecords, chain: ChainView) -> Check:
                 except KeyError:
                     c.fail(f"round {r}: no recorded gate decision for {name}'s vote")
                     continue
-                digest = metrics_digest(r, name, model, stats, rec["context"], rec["labels"], gate)
+                screen = rec.get("screen")
+                flagged = None if screen is None else [int(d) for d in screen["flagged"]]
+                digest = metrics_digest(
+                    r, name, model, stats, rec["context"], rec["labels"], gate, flagged
+                )
                 if digest != mdigest:
                     c.fail(
                         f"round {r}: {name}'s recorded evaluation does not match the metrics "

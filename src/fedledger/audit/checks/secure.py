@@ -19,6 +19,7 @@ check says so in its notes, whatever ``deployment.json`` claims.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,14 @@ from typing import Any
 
 import torch
 
-from fedledger.audit.checks.common import ChainView, brief, guarded, round_records, validator_names
+from fedledger.audit.checks.common import (
+    ChainView,
+    brief,
+    guarded,
+    members_of,
+    round_records,
+    validator_names,
+)
 from fedledger.audit.report import Check
 from fedledger.config import load_config
 from fedledger.errors import AttestationError, EnvelopeError, FedledgerError
@@ -77,6 +85,7 @@ class _Run:
     strategy: str
     enclave: _Enclave | None
     store: ModelStore
+    senders: dict[int, dict[bytes, int]]
 
 
 def check_secure(
@@ -127,7 +136,12 @@ def check_secure(
         elif isinstance(security, dict) and security.get("enclave") is not None:
             c.fail(f"deployment.json: an enclave entry, but {mode!r} runs no enclave")
         run = _Run(
-            mode, config.train.seed, config.strategy.name, enclave, ModelStore(records.store_dir)
+            mode,
+            config.train.seed,
+            config.strategy.name,
+            enclave,
+            ModelStore(records.store_dir),
+            _senders(run_dir, records, deployment),
         )
         recorded = round_records(records, Check("", ""))  # the rounds check names bad lines
         names = validator_names(deployment)
@@ -217,6 +231,34 @@ def _inputs(records: LedgerRecords) -> dict[int, Inputs]:
     return out
 
 
+def _senders(
+    run_dir: Path, records: LedgerRecords, deployment: dict[str, Any]
+) -> dict[int, dict[bytes, int]]:
+    """Round → payload digest → the run's index of the device that signed the envelope (by
+    its registered name's place in ``devices.json``)."""
+    try:
+        listed = json.loads((run_dir / "devices.json").read_text())["devices"]
+        index = {str(d["device"]): i for i, d in enumerate(listed)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    member = {
+        bytes.fromhex(m["id"]): index[str(m["name"])]
+        for m in members_of(deployment)
+        if m.get("role") == "device" and str(m.get("name")) in index
+    }
+    out: dict[int, dict[bytes, int]] = {}
+    for _, line in records.envelopes():
+        try:
+            if line is None:
+                continue
+            header = EnvelopeHeader.from_json(line["header"])
+            r = int(line["round"])
+        except (KeyError, TypeError, ValueError, EnvelopeError):
+            continue
+        out.setdefault(r, {})[header.payload_digest] = member.get(header.device_id, -1)
+    return out
+
+
 def _check_round(
     r: int,
     info: dict[str, Any],
@@ -256,7 +298,9 @@ def _check_round(
         else:
             gate = rec.get("gate")
             candidate = bytes.fromhex(gate["candidate"]) if isinstance(gate, dict) else None
-            _check_transcript(r, info, secure, inputs, verified[0], run, digests, candidate, c)
+            t = _check_transcript(r, info, secure, inputs, verified[0], run, digests, candidate, c)
+            if t is not None and run.mode == "enclave":
+                _check_flagged(r, t, rec, run, c)
     elif run.mode == "enclave" or (run.mode == "ckks" and secure["aggregated"] > 0):
         c.fail(
             f"round {r}: no enclave transcript in ledger/rounds.jsonl: the aggregate is unproven"
@@ -355,9 +399,10 @@ def _check_transcript(
     digests: dict[bytes, bytes],
     candidate: bytes | None,
     c: Check,
-) -> None:
+) -> Transcript | None:
     """The round's transcript, signed by the attested enclave, binds the committed envelopes
-    to what was released (``candidate``: the candidate the round's gate entry records)."""
+    to what was released (``candidate``: the candidate the round's gate entry records).
+    Returns it once its signature verifies."""
     assert run.enclave is not None
     evidence = secure["evidence"]
     c.checked += 1
@@ -369,7 +414,7 @@ def _check_transcript(
         )
     except AttestationError as exc:
         c.fail(f"round {r}: the enclave's transcript: {exc}")
-        return
+        return None
     where = f"round {r}: the enclave's transcript"
     if t.round != r:
         c.fail(f"{where} is of round {t.round}")
@@ -385,13 +430,28 @@ def _check_transcript(
     got, committed = Counter(t.inputs), Counter(inputs)
     if run.mode == "enclave":
         _check_enclave_output(r, t, info, secure, got, committed, run, digests, candidate, c)
-        return
+        return t
     # ckks: the inputs are the well-formed envelopes; malformed ones are rejected before
     extra = got - committed
     if extra:
         c.fail(f"{where}: {sum(extra.values())} input(s) are not committed envelopes of round {r}")
     if len(t.inputs) != int(secure["aggregated"]):
         c.fail(f"{where} sums {len(t.inputs)} inputs, the secure entry says {secure['aggregated']}")
+    return t
+
+
+def _check_flagged(r: int, t: Transcript, rec: dict[str, Any], run: _Run, c: Check) -> None:
+    """The devices whose inputs the enclave's transcript flags are the round record's (and so
+    the votes' metrics digests') flagged devices."""
+    senders = run.senders.get(r, {})
+    flagged = sorted({senders.get(t.inputs[i][0], -1) for i in t.flagged if i < len(t.inputs)})
+    screen = rec.get("screen")
+    recorded = [] if screen is None else sorted(int(d) for d in screen["flagged"])
+    if flagged != recorded:
+        c.fail(
+            f"round {r}: the enclave's transcript flags devices {flagged}, ledger/rounds.jsonl "
+            f"says {recorded}"
+        )
 
 
 def _check_enclave_output(

@@ -56,7 +56,12 @@ def _serve(conn: FrameConn) -> None:  # pragma: no cover - runs in the child pro
                 result = None
             elif op == "aggregate":
                 reply = service.aggregate(
-                    int(request["round"]), parts[0], parts[1], parts[2:], request["n_samples"]
+                    int(request["round"]),
+                    parts[0],
+                    parts[1],
+                    parts[3:],
+                    request["n_samples"],
+                    parts[2],
                 )
                 out = [reply.params, reply.state, reply.transcript, reply.signature]
                 result = None
@@ -143,10 +148,11 @@ class EnclaveProcess(ChildProcess):
         state: bytes,
         payloads: Sequence[bytes],
         n_samples: Sequence[int],
+        context: bytes = b"",
     ) -> AggregateReply:
         _, out = self._call(
             {"op": "aggregate", "round": round_number, "n_samples": [int(n) for n in n_samples]},
-            [base, state, *payloads],
+            [base, state, context, *payloads],
         )
         return AggregateReply(*out)
 

@@ -30,16 +30,22 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
+from torch import nn
 
 from fedledger.config import StrategyConfig
 from fedledger.errors import EnvelopeError, SecureAggregationError
+from fedledger.fl.params import ParamLayout
+from fedledger.fl.probe import root_loss_increase
+from fedledger.fl.tasks import Task, task_from_labels
+from fedledger.models.registry import create_model
 from fedledger.security.ckks import CkksKeys
 from fedledger.security.enclave.backend import AggregateReply, DecryptReply
 from fedledger.security.enclave.quote import measure, sign_quote
 from fedledger.security.enclave.sealing import EnclaveKey
-from fedledger.security.enclave.transcript import Transcript, vector_digest
+from fedledger.security.enclave.transcript import Transcript, context_digest, vector_digest
 from fedledger.security.identity import Identity, derive_identity
 from fedledger.security.payload import decode_f32
+from fedledger.strategies.base import RoundContext, Strategy
 from fedledger.strategies.registry import create_strategy
 
 __all__ = [
@@ -57,6 +63,11 @@ ENCLAVE_CODE: Final = (
     "errors.py",
     "fl/enclave/*.py",
     "fl/frames.py",
+    "fl/params.py",
+    "fl/probe.py",
+    "fl/tasks.py",
+    "models/*.py",
+    "report/metrics.py",
     "security/ckks.py",
     "security/enclave/*.py",
     "security/identity.py",
@@ -80,14 +91,23 @@ def code_files(root: Path | None = None) -> dict[str, bytes]:
 
 
 def enclave_config(
-    mode: str, n_params: int, strategy: dict[str, Any], security: dict[str, Any]
+    mode: str,
+    n_params: int,
+    strategy: dict[str, Any],
+    security: dict[str, Any],
+    sizes: Sequence[int] = (),
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The config an enclave is measured with: everything that decides what it computes."""
+    """The config an enclave is measured with: everything that decides what it computes —
+    the layer sizes of the flat vector, and the model it rebuilds to score updates on root
+    data (``None``: it cannot)."""
     return {
         "mode": mode,
         "n_params": n_params,
         "strategy": strategy,
         "security": security,
+        "sizes": [int(x) for x in sizes],
+        "model": model,
     }
 
 
@@ -121,6 +141,17 @@ class EnclaveService:
         self._box = EnclaveKey()
         self._signer = Identity.generate("authority", "enclave")
         self._strategy_cfg = StrategyConfig(**config["strategy"])
+        self._sizes = tuple(int(x) for x in config.get("sizes", ()))
+        self._probe: tuple[nn.Module, ParamLayout, Task] | None = None
+        spec = config.get("model")
+        if spec is not None:
+            model = create_model(
+                str(spec["name"]),
+                tuple(int(x) for x in spec["features"]),
+                int(spec["classes"]),
+                [int(h) for h in spec["hidden"]],
+            )
+            self._probe = (model, ParamLayout.of(model), task_from_labels(spec["labels"]))
         self._ckks: CkksKeys | None = None
         self._public = b""
         if self.mode == "ckks":
@@ -157,6 +188,7 @@ class EnclaveService:
         state: bytes,
         payloads: Sequence[bytes],
         n_samples: Sequence[int],
+        context: bytes = b"",
     ) -> AggregateReply:
         if self.mode != "enclave":
             raise SecureAggregationError(f"an enclave in {self.mode!r} mode does not aggregate")
@@ -177,10 +209,15 @@ class EnclaveService:
             accepted.append(i)
         strategy = create_strategy(self._strategy_cfg)
         strategy.load_state_dict(dict(load_tensors(state)) if state else {})
+        flagged: tuple[int, ...] = ()
         if accepted:
             updates = torch.from_numpy(np.stack(rows))
             weights = torch.tensor([float(n_samples[i]) for i in accepted], dtype=updates.dtype)
-            params = strategy.aggregate(global_params, updates, weights)
+            round_ctx = self._round_context(
+                round_number, context, len(payloads), accepted, strategy, global_params, updates
+            )
+            params = strategy.aggregate(global_params, updates, weights, round_ctx)
+            flagged = tuple(accepted[i] for i in strategy.flagged)
         else:  # nothing usable: the model and the strategy state stay
             params = global_params
         out = params.detach().numpy().astype("<f4")
@@ -197,12 +234,53 @@ class EnclaveService:
             accepted=tuple(accepted),
             rejected=tuple(rejected),
             output=vector_digest(out),
+            context=context_digest(context),
+            flagged=flagged,
         )
         return AggregateReply(
             params=out.tobytes(),
             state=save_tensors({k: v.contiguous() for k, v in strategy.state_dict().items()}),
             transcript=transcript.encode(),
             signature=transcript.sign(self._signer),
+        )
+
+    def _round_context(
+        self,
+        round_number: int,
+        context: bytes,
+        n_inputs: int,
+        accepted: list[int],
+        strategy: Strategy,
+        base: torch.Tensor,
+        updates: torch.Tensor,
+    ) -> RoundContext:
+        """The strategy's view of the round from the host's public ``context`` blob: device
+        ids of the accepted inputs, the reference update, and each update's effect on the
+        root loss, computed here on the updates nobody else sees."""
+        tensors = dict(load_tensors(context)) if context else {}
+        devices: tuple[int, ...] = ()
+        if "devices" in tensors:
+            ids = tensors["devices"].tolist()
+            if len(ids) != n_inputs:
+                raise SecureAggregationError(
+                    f"the round context names {len(ids)} devices for {n_inputs} inputs"
+                )
+            devices = tuple(int(ids[i]) for i in accepted)
+        reference = tensors.get("reference")
+        if reference is not None and reference.numel() != self.n_params:
+            raise SecureAggregationError("the reference update has the wrong size")
+        root_loss = None
+        if strategy.needs_root_loss and "root_x" in tensors and self._probe is not None:
+            model, layout, task = self._probe
+            root_loss = root_loss_increase(
+                model, layout, task, base, updates, tensors["root_x"], tensors["root_y"]
+            )
+        return RoundContext(
+            round=round_number,
+            devices=devices,
+            reference=reference,
+            sizes=self._sizes,
+            root_loss=root_loss,
         )
 
     def decrypt_sum(

@@ -6,6 +6,7 @@ See :mod:`.base` for the interface, and DESIGN.md "Secure aggregation modes".
 from __future__ import annotations
 
 from fedledger.fl.secure.base import (
+    RoundInputs,
     SecureAggregator,
     SecureContext,
     SecureOutcome,
@@ -18,6 +19,7 @@ from fedledger.fl.secure.secagg_mode import SecAggMode
 
 __all__ = [
     "SECURE_MODES",
+    "RoundInputs",
     "SecureAggregator",
     "SecureContext",
     "SecureOutcome",

@@ -33,7 +33,12 @@ class AttestedMode(SecureAggregator):
     def __init__(self, ctx: SecureContext, backend: EnclaveBackend | None = None) -> None:
         super().__init__(ctx)
         self.config = enclave_config(
-            self.mode, ctx.n_params, ctx.strategy.model_dump(), ctx.security.model_dump()
+            self.mode,
+            ctx.n_params,
+            ctx.strategy.model_dump(),
+            ctx.security.model_dump(),
+            sizes=ctx.sizes,
+            model=ctx.model,
         )
         self.approved = expected_measurement(self.config)
         """What the authority approves (and registers on the ledger)."""

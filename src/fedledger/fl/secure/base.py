@@ -23,6 +23,7 @@ from fedledger.errors import SecureAggregationError
 from fedledger.strategies.base import Strategy
 
 __all__ = [
+    "RoundInputs",
     "SecureAggregator",
     "SecureContext",
     "SecureOutcome",
@@ -58,10 +59,28 @@ class SecureContext:
     strategy: StrategyConfig
     max_weight: int
     measurement_ok: Callable[[bytes], bool] | None = None
+    model: dict[str, Any] | None = None
+    """The model the enclave can rebuild to score updates on the validators' root data
+    (``name``, ``hidden``, ``features``, ``classes``, ``labels``); ``None`` for a model given
+    as an ``nn.Module``, which the enclave cannot rebuild."""
 
     @property
     def n_params(self) -> int:
         return sum(self.sizes)
+
+
+@dataclass(frozen=True)
+class RoundInputs:
+    """Public inputs of a round besides the updates, which a screening strategy inside the
+    enclave uses: FLTrust's reference update, and the validators' root data.
+
+    The enclave's transcript names their digest (with the devices' ids), so validators can
+    check what it was given.
+    """
+
+    reference: torch.Tensor | None = None
+    root_x: torch.Tensor | None = None
+    root_y: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -166,12 +185,22 @@ class SecureAggregator(ABC):
 
     @abstractmethod
     def aggregate(
-        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+        self,
+        r: int,
+        base: torch.Tensor,
+        strategy: Strategy,
+        submissions: Sequence[Submission],
+        round_inputs: RoundInputs | None = None,
     ) -> SecureOutcome:
         """The next global model from the submissions that reached the aggregator."""
 
     def speculate(  # noqa: B027 - an optional hook
-        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+        self,
+        r: int,
+        base: torch.Tensor,
+        strategy: Strategy,
+        submissions: Sequence[Submission],
+        round_inputs: RoundInputs | None = None,
     ) -> None:
         """Start aggregating ``submissions`` ahead of time (while gateways check them)."""
 

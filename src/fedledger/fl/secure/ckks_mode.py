@@ -24,7 +24,13 @@ import torch
 from fedledger.errors import AttestationError, ConfigError, SecureAggregationError
 from fedledger.fl.enclave.service import MIN_SUM_INPUTS
 from fedledger.fl.secure.attested import AttestedMode
-from fedledger.fl.secure.base import SecureContext, SecureOutcome, Submission, apply_mean
+from fedledger.fl.secure.base import (
+    RoundInputs,
+    SecureContext,
+    SecureOutcome,
+    Submission,
+    apply_mean,
+)
 from fedledger.security.ckks import (
     add_payloads,
     encrypt_update,
@@ -124,7 +130,12 @@ class CkksMode(AttestedMode):
         return total, clear_sum, accepted, rejected
 
     def aggregate(
-        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+        self,
+        r: int,
+        base: torch.Tensor,
+        strategy: Strategy,
+        submissions: Sequence[Submission],
+        round_inputs: RoundInputs | None = None,
     ) -> SecureOutcome:
         total, clear_sum, accepted, rejected = self.summed(submissions)
         if len(accepted) < MIN_SUM_INPUTS:  # one update alone cannot be decrypted privately

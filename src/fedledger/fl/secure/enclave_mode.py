@@ -20,14 +20,28 @@ from safetensors.torch import save as save_tensors
 
 from fedledger.errors import AttestationError
 from fedledger.fl.secure.attested import AttestedMode
-from fedledger.fl.secure.base import SecureContext, SecureOutcome, Submission
+from fedledger.fl.secure.base import RoundInputs, SecureContext, SecureOutcome, Submission
 from fedledger.security.enclave.backend import EnclaveBackend
 from fedledger.security.enclave.sealing import SEALED_OVERHEAD, seal
-from fedledger.security.enclave.transcript import vector_digest
+from fedledger.security.enclave.transcript import context_digest, vector_digest
 from fedledger.security.payload import encode_f32
 from fedledger.strategies.base import Strategy
 
-__all__ = ["SEALED_F32", "EnclaveMode"]
+__all__ = ["SEALED_F32", "EnclaveMode", "encode_round_context"]
+
+
+def encode_round_context(devices: Sequence[int], inputs: RoundInputs | None) -> bytes:
+    """The round's public context for the enclave, as safetensors: the device id of every
+    input, and FLTrust's reference update and the validators' root data when given."""
+    tensors = {"devices": torch.tensor(list(devices), dtype=torch.int64)}
+    if inputs is not None:
+        if inputs.reference is not None:
+            tensors["reference"] = inputs.reference.detach().to(torch.float32).contiguous()
+        if inputs.root_x is not None and inputs.root_y is not None:
+            tensors["root_x"] = inputs.root_x.detach().to(torch.float32).contiguous()
+            tensors["root_y"] = inputs.root_y.detach().to(torch.int64).contiguous()
+    return save_tensors(tensors)
+
 
 SEALED_F32 = "sealed-f32"
 """Envelope scheme: a plain-f32 update in an X25519 sealed box."""
@@ -56,7 +70,12 @@ class EnclaveMode(AttestedMode):
         return 4 * self.ctx.n_params + SEALED_OVERHEAD
 
     def speculate(
-        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+        self,
+        r: int,
+        base: torch.Tensor,
+        strategy: Strategy,
+        submissions: Sequence[Submission],
+        round_inputs: RoundInputs | None = None,
     ) -> None:
         """Send the round's sealed updates to the enclave in the background: it aggregates on
         another core while the gateways check the envelopes."""
@@ -66,7 +85,7 @@ class EnclaveMode(AttestedMode):
 
         def work() -> None:
             try:
-                box.append(self._aggregate(r, base, strategy, submissions))
+                box.append(self._aggregate(r, base, strategy, submissions, round_inputs))
             except BaseException as exc:  # aggregate() again raises it in the caller
                 box.append(exc)
 
@@ -94,29 +113,45 @@ class EnclaveMode(AttestedMode):
         super().close()
 
     def aggregate(
-        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+        self,
+        r: int,
+        base: torch.Tensor,
+        strategy: Strategy,
+        submissions: Sequence[Submission],
+        round_inputs: RoundInputs | None = None,
     ) -> SecureOutcome:
         self._join()
         if self._speculation is not None:  # never two requests on the enclave's pipe at once
             self._speculation[1].join()
             self._speculation = None
-        return self._aggregate(r, base, strategy, submissions)
+        return self._aggregate(r, base, strategy, submissions, round_inputs)
 
     def _aggregate(
-        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+        self,
+        r: int,
+        base: torch.Tensor,
+        strategy: Strategy,
+        submissions: Sequence[Submission],
+        round_inputs: RoundInputs | None = None,
     ) -> SecureOutcome:
         state = save_tensors({k: v.contiguous() for k, v in strategy.state_dict().items()})
+        context = encode_round_context([s.device for s in submissions], round_inputs)
         reply = self.backend.aggregate(
             r,
             base.detach().numpy().astype("<f4").tobytes(),
             state,
             [s.payload for s in submissions],
             [s.n_samples for s in submissions],
+            context,
         )
         t = self.check_transcript(reply.transcript, reply.signature, r)
         out = np.frombuffer(reply.params, dtype="<f4")
         expected_inputs = tuple((s.digest(), s.n_samples) for s in submissions)
-        if t.inputs != expected_inputs or t.output != vector_digest(out):
+        if (
+            t.inputs != expected_inputs
+            or t.output != vector_digest(out)
+            or t.context != context_digest(context)
+        ):
             raise AttestationError(
                 f"round {r}: the enclave's transcript does not match what it was sent and released"
             )
@@ -128,6 +163,7 @@ class EnclaveMode(AttestedMode):
             strategy=own,
             accepted=list(t.accepted),
             rejected=dict(t.rejected),
+            flagged=sorted(submissions[i].device for i in t.flagged if submissions[i].device >= 0),
             evidence={
                 "transcript": reply.transcript.hex(),
                 "signature": reply.signature.hex(),

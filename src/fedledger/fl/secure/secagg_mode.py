@@ -24,7 +24,13 @@ import numpy as np
 import torch
 
 from fedledger.errors import SecureAggregationError
-from fedledger.fl.secure.base import SecureAggregator, SecureOutcome, Submission, apply_mean
+from fedledger.fl.secure.base import (
+    RoundInputs,
+    SecureAggregator,
+    SecureOutcome,
+    Submission,
+    apply_mean,
+)
 from fedledger.security.secagg import (
     Device,
     MaskedInput,
@@ -129,7 +135,12 @@ class SecAggMode(SecureAggregator):
         return 4 * self.ctx.n_params
 
     def aggregate(
-        self, r: int, base: torch.Tensor, strategy: Strategy, submissions: Sequence[Submission]
+        self,
+        r: int,
+        base: torch.Tensor,
+        strategy: Strategy,
+        submissions: Sequence[Submission],
+        round_inputs: RoundInputs | None = None,
     ) -> SecureOutcome:
         self._ready()
         rejected: dict[int, str] = {}

@@ -86,9 +86,12 @@ class EnclaveBackend(Protocol):
         state: bytes,
         payloads: Sequence[bytes],
         n_samples: Sequence[int],
+        context: bytes = b"",
     ) -> AggregateReply:
         """Open the sealed ``payloads``, screen them, run the strategy from ``base`` (float32
-        bytes) and ``state`` (safetensors), and release only the result."""
+        bytes) and ``state`` (safetensors), and release only the result. ``context`` is the
+        round's public context (safetensors: device ids, and optionally a reference update
+        and root data), whose digest the transcript names."""
         ...
 
     def decrypt_sum(

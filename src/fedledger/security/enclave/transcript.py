@@ -32,7 +32,13 @@ import numpy as np
 from fedledger.errors import AttestationError
 from fedledger.security.identity import Identity, verify_signature
 
-__all__ = ["TRANSCRIPT_FORMAT", "Transcript", "vector_digest", "verify_transcript"]
+__all__ = [
+    "TRANSCRIPT_FORMAT",
+    "Transcript",
+    "context_digest",
+    "vector_digest",
+    "verify_transcript",
+]
 
 TRANSCRIPT_FORMAT: Final = "fedledger-transcript/v2"
 _SIGNED: Final = b"fedledger/transcript/v2\x00"
@@ -44,6 +50,12 @@ def vector_digest(values: np.ndarray) -> bytes:
     return hashlib.sha256(
         array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
     ).digest()
+
+
+def context_digest(context: bytes) -> bytes:
+    """What a transcript's ``context`` field holds: sha256 of the round-context blob, or 32
+    zero bytes when there is none."""
+    return hashlib.sha256(context).digest() if context else bytes(32)
 
 
 @dataclass(frozen=True)
