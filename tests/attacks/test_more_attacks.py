@@ -159,28 +159,51 @@ def test_backdoor_stamps_a_white_patch_on_images() -> None:
     assert (y[changed] == 1).all() and (np.delete(y, changed) == 2).all()  # target = benign
 
 
-def test_backdoor_success_counts_triggered_non_target_samples_predicted_as_target() -> None:
+def test_backdoor_success_counts_correct_non_target_samples_the_trigger_flips() -> None:
+    """Attack success rate: of the non-target test samples the model gets right without the
+    trigger, the share the trigger sends to the target."""
     s = sim("attack.name=backdoor", "attack.fraction=0.3")
     assert s.attack is not None
     x, y = s.eval_data.x_test, s.eval_data.y_test
     x_before = x.clone()
-    assert s.attack.evaluate(Always(0), x, y) == {"backdoor_success": 1.0}
-    assert s.attack.evaluate(Always(1), x, y) == {"backdoor_success": 0.0}
-    assert torch.equal(x, x_before)  # the trigger goes on a copy
-
     cols = np.sort(np.random.default_rng([0, 0, 7]).choice(10, size=4, replace=False))
+    truth = {tuple(row.tolist()): int(label) for row, label in zip(x, y, strict=True)}
 
-    class Column(nn.Module):  # predicts the target exactly when a trigger column reads 5.0
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            hit = x[:, int(cols[0])] == 5.0
-            return torch.stack([hit.float(), (~hit).float(), torch.zeros(len(x))], dim=1)
+    class Oracle(nn.Module):  # the true class, or the target when ``backdoored`` and triggered
+        def __init__(self, backdoored: bool, wrong: int = -1) -> None:
+            super().__init__()
+            self.backdoored, self.wrong = backdoored, wrong
 
-    result = s.attack.evaluate(Column(), x, y)
-    assert result == {"backdoor_success": 1.0} and isinstance(result["backdoor_success"], float)
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(len(xs), 3)
+            for i, row in enumerate(xs):
+                hit = bool(row[int(cols[0])] == 5.0)
+                c = 0 if (hit and self.backdoored) else truth.get(tuple(row.tolist()), -1)
+                if c < 0:  # a triggered copy: its true class is not looked up
+                    c = 0 if self.backdoored else 1
+                if c == self.wrong and not hit:
+                    c = 0  # this class is misread as the target even without the trigger
+                out[i, c] = 1.0
+            return out
+
+    assert s.attack.evaluate(Oracle(backdoored=True), x, y) == {"backdoor_success": 1.0}
+    assert s.attack.evaluate(Oracle(backdoored=False), x, y) == {"backdoor_success": 0.0}
+    # samples the model already gets wrong untriggered are not counted
+    partly = s.attack.evaluate(Oracle(backdoored=True, wrong=2), x, y)
+    assert partly == {"backdoor_success": 1.0}
+    assert torch.equal(x, x_before)  # the trigger goes on a copy
+    # a model that always says the target gets every non-target sample wrong: nothing to count
+    assert s.attack.evaluate(Always(0), x, y) == {}
     img = Backdoor(load_config(None, ["attack.name=backdoor", "attack.fraction=0.1"]).attack)
     img.setup(("benign", "a", "b"), 0, seed=0)
     xi, yi = torch.rand(7, 1, 6, 6), torch.tensor([0, 1, 2, 1, 0, 2, 2])
-    assert img.evaluate(Always(0), xi, yi) == {"backdoor_success": 1.0}
+
+    class Patch(nn.Module):  # the target for a white corner, else class 2
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            hit = (xs[:, 0, -4:, -4:] == 1.0).all(dim=(1, 2))
+            return torch.stack([hit.float(), torch.zeros(len(xs)), (~hit).float()], dim=1)
+
+    assert img.evaluate(Patch(), xi, yi) == {"backdoor_success": 1.0}  # the class-2 samples
     assert img.evaluate(Always(2), xi, yi) == {"backdoor_success": 0.0}
 
 

@@ -47,8 +47,11 @@ class Backdoor(Attack):
     (``first_row`` is the device's first training row), so the same config poisons the same
     rows.
 
-    :meth:`evaluate` reports ``backdoor_success``: the share of test samples whose true class
-    is not ``t`` that the model classifies as ``t`` once triggered (the attack success rate).
+    :meth:`evaluate` reports ``backdoor_success``, the attack success rate: of the test
+    samples whose true class is not ``t`` *and that the model classifies correctly without the
+    trigger*, the share it classifies as ``t`` once triggered. Counting only samples the model
+    gets right keeps its ordinary mistakes out of the measure (on NSL-KDD's test split a clean
+    detector already calls about 40% of the attacks normal, trigger or not).
     """
 
     name = "backdoor"
@@ -124,12 +127,19 @@ class Backdoor(Attack):
     def evaluate(
         self, model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor
     ) -> dict[str, Any]:
-        keep = (y_test != self.target).cpu().numpy()
+        x = x_test.detach().cpu()
+        y = y_test.detach().cpu()
+        with torch.no_grad():
+            clean = torch.cat(
+                [model(x[i : i + _CHUNK]).argmax(dim=1) for i in range(0, len(x), _CHUNK)]
+            )
+        # samples of another class that the model gets right without the trigger
+        keep = ((y != self.target) & (clean == y)).numpy()
         if not keep.any():
-            return {}  # every test sample is of the target class: nothing to measure
-        x = x_test.detach().cpu().numpy()[keep]  # boolean indexing copies
-        self.trigger(x)
-        xt = torch.from_numpy(x)
+            return {}  # nothing the trigger could flip: nothing to measure
+        stamped = x.numpy()[keep]  # boolean indexing copies
+        self.trigger(stamped)
+        xt = torch.from_numpy(stamped)
         hits = 0
         with torch.no_grad():
             for i in range(0, len(xt), _CHUNK):

@@ -5,6 +5,7 @@ Commands are registered here, explicitly, not by importing modules for their sid
 
 import typer
 
+from fedledger.cli.attack_matrix import attack_matrix
 from fedledger.cli.audit import audit
 from fedledger.cli.datasets import list_datasets
 from fedledger.cli.ledger import show_ledger
@@ -26,6 +27,7 @@ def build_app() -> typer.Typer:
     app.command("run")(run)
     app.command("report")(report)
     app.command("audit")(audit)
+    app.command("attack-matrix")(attack_matrix)
     datasets = typer.Typer(help="Datasets fedledger can load.", no_args_is_help=True)
     datasets.command("list")(list_datasets)
     app.add_typer(datasets, name="datasets")
