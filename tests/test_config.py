@@ -12,7 +12,7 @@ from fedledger.errors import ConfigError
 
 def test_defaults_are_the_offline_default_run() -> None:
     cfg = load_config(None)
-    assert (cfg.data.name, cfg.model.name, cfg.strategy.name) == ("synthetic", "mlp", "fedavg")
+    assert (cfg.data.name, cfg.model.name, cfg.strategy.name) == ("synthetic", "mlp", "screen")
 
 
 def test_overrides_parse_toml_values() -> None:
@@ -86,3 +86,13 @@ def test_numbers_are_accepted_for_string_keys_and_a_bom_is_fine(tmp_path: Path) 
     p = tmp_path / "bom.toml"
     p.write_bytes("\ufeff[train]\nrounds = 2\n".encode())
     assert load_config(p).train.rounds == 2
+
+
+def test_sum_only_secure_modes_default_to_fedavg_unless_a_strategy_is_named() -> None:
+    """secagg+ and ckks reveal only the sum, so the default anomaly screen gives way to FedAvg;
+    a strategy named explicitly is kept (and refused later if it needs each update)."""
+    for mode in ("secagg+", "ckks"):
+        assert load_config(None, [f"security.secure_aggregation={mode}"]).strategy.name == "fedavg"
+        named = load_config(None, [f"security.secure_aggregation={mode}", "strategy.name=median"])
+        assert named.strategy.name == "median"
+    assert load_config(None, ["security.secure_aggregation=enclave"]).strategy.name == "screen"

@@ -99,9 +99,9 @@ class StrategyConfig(_Section):
     """``[strategy]``: how the server combines device updates."""
 
     name: str = Field(
-        "fedavg",
-        description="fedavg, fedavgm, fedadam, median, trimmed_mean, krum, bulyan, clipping, "
-        "fltrust or screen",
+        "screen",
+        description="screen (the anomaly screen, the default defence), fedavg, fedavgm, "
+        "fedadam, median, trimmed_mean, krum, bulyan, clipping or fltrust",
     )
     server_lr: float | None = Field(
         None,
@@ -323,6 +323,28 @@ class Config(_Section):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     attack: AttackConfig = Field(default_factory=AttackConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strategy(cls, data: Any) -> Any:
+        # secagg+ and ckks reveal only the sum of the updates, which the default defence (the
+        # anomaly screen) cannot work on: unless a strategy is named, they run FedAvg
+        if not isinstance(data, dict):
+            return data
+        security = data.get("security")
+        mode = (
+            security.get("secure_aggregation")
+            if isinstance(security, dict)
+            else getattr(security, "secure_aggregation", None)
+        )
+        if mode not in ("secagg+", "ckks"):
+            return data
+        strategy = data.get("strategy")
+        if strategy is None:
+            return {**data, "strategy": {"name": "fedavg"}}
+        if isinstance(strategy, dict) and "name" not in strategy:
+            return {**data, "strategy": {**strategy, "name": "fedavg"}}
+        return data
 
 
 def _parse_value(text: str) -> Any:

@@ -67,7 +67,7 @@ def plain(x: np.ndarray, n: Sequence[int], strategy: str = "fedavg") -> torch.Te
 
 @pytest.fixture(scope="module")
 def enclave() -> Iterator[EnclaveMode]:
-    mode = EnclaveMode(context("enclave"))
+    mode = EnclaveMode(context("enclave", "strategy.name=fedavg"))
     yield mode
     mode.close()
 

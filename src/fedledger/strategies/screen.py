@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -62,6 +63,13 @@ def _cosine(x: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     return torch.where(denom > 0, dots / denom.clamp_min(1e-300), torch.zeros_like(dots))
 
 
+def _angle(x: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+    """The angle to ``centre`` in radians (π/2 for a zero vector). Angles, unlike cosines near
+    1, spread evenly enough for a median/MAD scale: updates close to the centre differ by a
+    few hundredths of cosine but by whole degrees."""
+    return torch.arccos(_cosine(x, centre).clamp(-1.0, 1.0))
+
+
 def _size_residual(log_norm: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """``log_norm`` minus its least-squares fit on the log sample counts: devices with more
     data take more local steps and send longer updates; what is left is the anomaly."""
@@ -87,9 +95,9 @@ def fingerprints(
 
     - ``norm``: log L2 norm, less what the device's sample count (``weights``) explains
       (suspicious on both sides: boosted, or zero/tiny updates);
-    - ``cosine``: cosine to the robust ``centre`` (low side);
-    - ``layer_cosine``: per layer (``sizes`` splits the flat vector), the cosine to the
-      centre's layer (low side, averaged over layers);
+    - ``cosine``: the angle to the robust ``centre`` (high side);
+    - ``layer_cosine``: per layer (``sizes`` splits the flat vector), the angle to the
+      centre's layer (high side, averaged over layers);
     - ``layer_moments``: per layer, the distribution moments of its values — mean, log
       standard deviation, excess kurtosis (both sides, averaged);
     - ``output_direction``: the last layer (the output bias of a classifier) as a unit
@@ -105,7 +113,7 @@ def fingerprints(
     cos_cols, moment_cols = [], []
     for a, b in layers:
         v = x[:, a:b]
-        cos_cols.append(_cosine(v, c[a:b]))
+        cos_cols.append(_angle(v, c[a:b]))
         mean = v.mean(dim=1)
         moment_cols.append(mean)
         if b - a >= 4:
@@ -119,8 +127,8 @@ def fingerprints(
     out = out / out.norm(dim=1, keepdim=True).clamp_min(tiny)
     families = {
         "norm": Family(_size_residual(torch.log(x.norm(dim=1) + tiny), weights)[:, None], 0, "max"),
-        "cosine": Family(_cosine(x, c)[:, None], -1, "max"),
-        "layer_cosine": Family(torch.stack(cos_cols, dim=1), -1, "mean"),
+        "cosine": Family(_angle(x, c)[:, None], 1, "max"),
+        "layer_cosine": Family(torch.stack(cos_cols, dim=1), 1, "mean"),
         "layer_moments": Family(torch.stack(moment_cols, dim=1), 0, "mean"),
         "output_direction": Family(out, 0, "max"),
     }
@@ -163,9 +171,17 @@ def outlier_scores(families: dict[str, Family]) -> torch.Tensor:
     family scores (:func:`family_scores`; a diagonal Mahalanobis distance), then the robust
     z-score of ``S`` across the round (:func:`robust_z`, high side). An honest non-IID device
     is unusual in one family at a time, a poisoned update in several at once; the second
-    stage calibrates the threshold to the round's own spread."""
-    s = (family_scores(families) ** 2).sum(dim=1)
-    return robust_z(s[:, None], 1)[:, 0]
+    stage calibrates the threshold to the round's own spread, never below the spread ``S``
+    has when every family score is ``|N(0, 1)|`` (χ² with F degrees of freedom: √(2F))."""
+    per_family = family_scores(families)
+    s = (per_family**2).sum(dim=1)
+    med = s.median()
+    spread = (s - med).abs().median() * MAD_SCALE
+    # each family score is about |N(0, 1)| for an ordinary update, so S is about χ² with one
+    # degree of freedom per family, whose standard deviation is √(2F): a round that happens
+    # to be tight (a small MAD) must not turn ordinary spread into outliers
+    floor = math.sqrt(2 * per_family.shape[1])
+    return ((s - med) / max(float(spread), floor)).clamp_min(0)
 
 
 class AnomalyScreen(Strategy):

@@ -1,0 +1,196 @@
+"""The anomaly screen: fingerprints, outlier scores, exclusion, reputation, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedledger.config import StrategyConfig
+from fedledger.errors import FedledgerError
+from fedledger.strategies import create_strategy
+from fedledger.strategies.base import RoundContext
+from fedledger.strategies.screen import (
+    MAD_SCALE,
+    AnomalyScreen,
+    family_scores,
+    fingerprints,
+    outlier_scores,
+    robust_z,
+)
+
+P = 24
+SIZES = (16, 4, 4)
+
+
+def honest(k: int = 12, seed: int = 1) -> torch.Tensor:
+    """Updates that share a direction, with device-to-device noise (with the default seed
+    no row stands out: every outlier score is below 2)."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(0, 1, P)
+    return torch.from_numpy(common + rng.normal(0, 0.3, (k, P)))
+
+
+def test_robust_z_is_hampels_rule_on_the_suspicious_side() -> None:
+    x = torch.tensor([[1.0], [2.0], [3.0], [4.0], [100.0]], dtype=torch.float64)
+    med, mad = 3.0, 1.0 * MAD_SCALE  # |x - 3| = 2, 1, 0, 1, 97 -> MAD 1
+    z = (x[:, 0] - med) / mad
+    assert torch.allclose(robust_z(x, 0)[:, 0], z.abs())
+    assert torch.allclose(robust_z(x, 1)[:, 0], z.clamp_min(0))
+    assert torch.allclose(robust_z(x, -1)[:, 0], (-z).clamp_min(0))
+    same = torch.ones(5, 1, dtype=torch.float64)
+    assert torch.equal(robust_z(same, 0), torch.zeros(5, 1, dtype=torch.float64))
+    # MAD 0 but not all equal: the mean absolute deviation stands in
+    spike = torch.tensor([[0.0], [0.0], [0.0], [0.0], [5.0]], dtype=torch.float64)
+    assert float(robust_z(spike, 1)[4, 0]) == pytest.approx(5.0 / (1.0 * 1.2533))
+
+
+def test_fingerprints_follow_their_definitions() -> None:
+    x = honest()
+    centre = x.median(dim=0).values
+    w = torch.arange(1, 13, dtype=torch.float64) * 10
+    fams = fingerprints(x, centre, SIZES, w, torch.linspace(0, 1, 12, dtype=torch.float64))
+    assert list(fams) == [
+        "norm",
+        "cosine",
+        "layer_cosine",
+        "layer_moments",
+        "output_direction",
+        "root_loss",
+    ]
+    xn = x.numpy()
+    cos = xn @ centre.numpy() / (np.linalg.norm(xn, axis=1) * np.linalg.norm(centre.numpy()))
+    assert np.allclose(fams["cosine"].values[:, 0].numpy(), np.arccos(cos))  # the angle
+    # the norm family is the residual of log-norm on log sample count (least squares)
+    a = np.stack([np.ones(12), np.log(w.numpy())], axis=1)
+    ln = np.log(np.linalg.norm(xn, axis=1))
+    resid = ln - a @ np.linalg.lstsq(a, ln, rcond=None)[0]
+    assert np.allclose(fams["norm"].values[:, 0].numpy(), resid)
+    assert fams["layer_cosine"].values.shape == (12, 3)
+    # per layer: mean (every layer), log std and kurtosis (layers of >= 4 values)
+    first = xn[:, :16]
+    dev = first - first.mean(axis=1, keepdims=True)
+    var = (dev**2).mean(axis=1)
+    want = [first.mean(axis=1), 0.5 * np.log(var), (dev**4).mean(axis=1) / var**2 - 3]
+    assert np.allclose(fams["layer_moments"].values[:, :3].numpy(), np.stack(want, axis=1))
+    last = xn[:, -4:] / np.linalg.norm(xn[:, -4:], axis=1, keepdims=True)
+    assert np.allclose(fams["output_direction"].values.numpy(), last)
+    assert fams["root_loss"].side == 1 and fams["cosine"].side == 1
+
+
+def test_outlier_scores_are_the_robust_z_of_the_summed_squared_family_scores() -> None:
+    x = honest()
+    fams = fingerprints(x, x.median(dim=0).values, SIZES)
+    per = family_scores(fams)
+    s = (per**2).sum(dim=1)
+    spread = max(float((s - s.median()).abs().median()) * MAD_SCALE, (2 * per.shape[1]) ** 0.5)
+    assert torch.allclose(outlier_scores(fams), ((s - s.median()) / spread).clamp_min(0))
+    assert float(outlier_scores(fams).max()) < 2.0
+    # a tight round: the spread never drops below √(2F), the χ² spread of ordinary rows
+    same = fingerprints(torch.ones(6, P, dtype=torch.float64), torch.ones(P), SIZES)
+    assert torch.equal(outlier_scores(same), torch.zeros(6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("attack", ["sign_flip", "scaled", "noise", "root_loss"])
+def test_a_poisoned_update_is_flagged_and_left_out(attack: str) -> None:
+    x = honest(12)
+    bad = x[3].clone()
+    root = torch.full((12,), 0.01, dtype=torch.float64) + torch.linspace(0, 0.01, 12).double()
+    if attack == "sign_flip":
+        bad = -4 * bad
+    elif attack == "scaled":
+        bad = 10 * bad
+    elif attack == "noise":
+        bad = torch.from_numpy(np.random.default_rng(1).normal(0, 5, P))
+    else:  # looks like the others, but ruins the validators' root loss
+        root[3] = 2.0
+    x[3] = bad
+    screen = AnomalyScreen()
+    w = torch.full((12,), 50.0, dtype=torch.float64)
+    base = torch.zeros(P, dtype=torch.float64)
+    ctx = RoundContext(devices=tuple(range(12)), sizes=SIZES, root_loss=root)
+    out = screen.aggregate(base, x, w, ctx)
+    assert 3 in screen.flagged and len(screen.flagged) <= 2
+    keep = [i for i in range(12) if i not in screen.flagged]
+    assert torch.allclose(out, x[keep].mean(dim=0))
+    assert screen.reputation[3] == 0.5
+    assert all(screen.reputation[i] == 1.0 for i in keep)
+    assert not screen.proximal  # a round with a flag is not clean
+
+
+def test_clean_rounds_keep_everyone_and_ask_for_the_proximal_term() -> None:
+    x = honest(12)
+    screen = AnomalyScreen()
+    w = torch.full((12,), 7.0, dtype=torch.float64)
+    ctx = RoundContext(sizes=SIZES)
+    out = screen.aggregate(torch.zeros(P, dtype=torch.float64), x, w, ctx)
+    assert screen.flagged == () and screen.proximal
+    assert torch.allclose(out, (w / w.sum()) @ x)
+
+
+def test_reputation_weighs_the_next_rounds() -> None:
+    """rep ← decay·rep + (1 − decay)·[not flagged]; weights are n_samples · rep."""
+    screen = AnomalyScreen(decay=0.5)
+    screen.reputation = {0: 0.25, 1: 1.0, 2: 1.0}
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    w = torch.tensor([10.0, 10.0, 20.0], dtype=torch.float64)
+    out = screen.aggregate(
+        torch.zeros(2, dtype=torch.float64), x, w, RoundContext(devices=(0, 1, 2))
+    )
+    assert screen.flagged == ()  # three rows: too few to screen
+    eff = torch.tensor([2.5, 10.0, 20.0], dtype=torch.float64)
+    assert torch.allclose(out, (eff / eff.sum()) @ x)
+    assert screen.reputation == {0: 0.625, 1: 1.0, 2: 1.0}
+
+
+def test_non_finite_and_all_flagged_rounds() -> None:
+    x = honest(8)
+    x[2, 0] = float("nan")
+    screen = AnomalyScreen()
+    base = torch.zeros(P, dtype=torch.float64)
+    out = screen.aggregate(base, x, torch.ones(8, dtype=torch.float64), RoundContext())
+    assert 2 in screen.flagged and torch.isfinite(out).all()
+    everything = torch.full((4, P), float("inf"), dtype=torch.float64)
+    kept = screen.aggregate(base, everything, torch.ones(4, dtype=torch.float64))
+    assert screen.flagged == (0, 1, 2, 3) and torch.equal(kept, base)
+
+
+def test_state_round_trips_and_bad_parameters_are_refused() -> None:
+    screen = AnomalyScreen()
+    screen.reputation, screen.clean = {4: 0.5, 9: 0.75}, True
+    other = create_strategy(StrategyConfig(name="screen", screen_threshold=2.0))
+    assert isinstance(other, AnomalyScreen) and other.threshold == 2.0
+    other.load_state_dict(screen.state_dict())
+    assert other.reputation == {4: 0.5, 9: 0.75} and other.proximal
+    with pytest.raises(FedledgerError, match="lacks"):
+        other.load_state_dict({"reputation": torch.zeros(1)})
+    with pytest.raises(FedledgerError, match="threshold"):
+        AnomalyScreen(threshold=0)
+    with pytest.raises(FedledgerError, match="decay"):
+        AnomalyScreen(decay=1.0)
+    with pytest.raises(FedledgerError, match="no updates"):
+        screen.aggregate(torch.zeros(P), torch.zeros(0, P), torch.zeros(0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(3, 12),
+    seed=st.integers(0, 10_000),
+    scale=st.floats(0.1, 100.0),
+)
+def test_scores_do_not_depend_on_the_scale_or_order_of_the_round(
+    k: int, seed: int, scale: float
+) -> None:
+    """Every family is scale-free or scored with its own robust spread, so multiplying all
+    updates by one factor, or permuting them, permutes the scores and changes nothing else."""
+    x = honest(k, seed)
+    screen = AnomalyScreen()
+    w = torch.from_numpy(np.random.default_rng(seed).integers(5, 50, k).astype(np.float64))
+    a = screen.screen(x, w)
+    b = screen.screen(x * scale, w)
+    assert torch.allclose(a, b, rtol=1e-6, atol=1e-6)
+    perm = torch.from_numpy(np.random.default_rng(seed + 1).permutation(k))
+    c = screen.screen(x[perm], w[perm])
+    assert torch.allclose(c, a[perm], rtol=1e-6, atol=1e-6)
