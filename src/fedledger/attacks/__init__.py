@@ -11,6 +11,7 @@ from fedledger.attacks.registry import ATTACKS, create_attack
 from fedledger.attacks.replay import Replay
 from fedledger.attacks.scaling import Scaling
 from fedledger.attacks.sign_flip import SignFlip
+from fedledger.attacks.sybil import Sybil
 
 __all__ = [
     "ALIE",
@@ -26,6 +27,7 @@ __all__ = [
     "Replay",
     "Scaling",
     "SignFlip",
+    "Sybil",
     "choose_malicious",
     "create_attack",
 ]

@@ -75,6 +75,11 @@ class Attack:
     def __init__(self, cfg: AttackConfig) -> None:
         self.cfg = cfg
 
+    @property
+    def clones(self) -> int:
+        """Forged identities per malicious device that send copies of its update (Sybil)."""
+        return 0
+
     def setup(self, classes: tuple[str, ...], benign_class: int | None, seed: int) -> None:
         """Learn the dataset's classes before the first hook is called (the backdoor picks its
         target class and trigger here)."""

@@ -12,6 +12,7 @@ from fedledger.attacks.min_max import MinMax, MinSum
 from fedledger.attacks.replay import Replay
 from fedledger.attacks.scaling import Scaling
 from fedledger.attacks.sign_flip import SignFlip
+from fedledger.attacks.sybil import Sybil
 from fedledger.config import AttackConfig
 from fedledger.errors import RegistryError
 
@@ -28,6 +29,7 @@ ATTACKS: dict[str, type[Attack]] = {
     "min_sum": MinSum,
     "free_rider": FreeRider,
     "replay": Replay,
+    "sybil": Sybil,
 }
 
 

@@ -108,6 +108,9 @@ class LocalUpdates:
         ``[K]`` sample counts, in ``order``.
     seconds
         Wall time of sampling and training.
+    sybils
+        Copies of malicious updates sent under forged identities (the Sybil attack): the
+        device each copies, and the row.
     """
 
     devices: list[int]
@@ -115,6 +118,22 @@ class LocalUpdates:
     updates: torch.Tensor
     weights: torch.Tensor
     seconds: float
+    sybils: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+
+    def with_sybils(self) -> LocalUpdates:
+        """The rows with the Sybil clones appended (device ``-1``: nobody registered them),
+        each weighted like the device it copies — what an aggregator that checks no identity
+        receives."""
+        if not self.sybils:
+            return self
+        weight = {d: self.weights[k] for k, d in enumerate(self.order)}
+        return LocalUpdates(
+            devices=self.devices,
+            order=[*self.order, *(-1 for _ in self.sybils)],
+            updates=torch.cat([self.updates, torch.stack([row for _, row in self.sybils])]),
+            weights=torch.cat([self.weights, torch.stack([weight[d] for d, _ in self.sybils])]),
+            seconds=self.seconds,
+        )
 
 
 @dataclass
@@ -310,7 +329,7 @@ class Simulation:
         self.global_params = self.strategy.aggregate(
             self.global_params, local.updates, local.weights, context
         )
-        return sorted(local.order[i] for i in self.strategy.flagged)
+        return sorted(d for i in self.strategy.flagged if (d := local.order[i]) >= 0)
 
     def train_devices(self, round_number: int) -> LocalUpdates:
         """Sample this round's devices and train each from the global model (no aggregation)."""
@@ -339,7 +358,12 @@ class Simulation:
                 )
                 self.attack.poison_updates(updates, bad, ctx)
         weights = torch.tensor([len(self.train_rows[d]) for d in order], dtype=updates.dtype)
-        return LocalUpdates(devices, order, updates, weights, time.perf_counter() - t0)
+        sybils: list[tuple[int, torch.Tensor]] = []
+        if attacking and self.attack is not None and self.attack.clones:
+            for k, d in enumerate(order):
+                if d in self.malicious:
+                    sybils += [(d, updates[k].clone()) for _ in range(self.attack.clones)]
+        return LocalUpdates(devices, order, updates, weights, time.perf_counter() - t0, sybils)
 
     def run_round(self, round_number: int) -> RoundResult:
         """Run round ``round_number`` (1-based) and make its model the global model."""
@@ -353,7 +377,7 @@ class Simulation:
         secure: dict[str, Any] | None = None
         self.previous_params = self.global_params
         if self.secure is None:
-            flagged = self.aggregate(round_number, local)
+            flagged = self.aggregate(round_number, local.with_sybils())
         else:
             outcome = self.protected_round(round_number, local)
             self.global_params, self.strategy = outcome.params, outcome.strategy
@@ -403,6 +427,12 @@ class Simulation:
             payload = self.secure.protect(round_number, d, matrix[k])
             if payload is not None:
                 submissions.append(Submission(d, payload, weights[k]))
+        if self.secure.mode == "enclave":  # sealing needs no key agreement: clones get in
+            weight = dict(zip(local.order, weights, strict=True))
+            for d, row in local.sybils:
+                sealed = self.secure.protect(round_number, d, row.detach().numpy())
+                if sealed is not None:
+                    submissions.append(Submission(-1, sealed, weight[d]))
         return self.secure.aggregate(
             round_number,
             self.global_params,

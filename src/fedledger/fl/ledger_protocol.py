@@ -31,6 +31,7 @@ and updated whenever the authority changes a member's status.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ import torch
 
 from fedledger.config import LedgerConfig
 from fedledger.errors import FedledgerError, ModelFidelityError
-from fedledger.fl.engine import RoundResult, Simulation, secure_summary
+from fedledger.fl.engine import LocalUpdates, RoundResult, Simulation, secure_summary
 from fedledger.fl.gate import (
     FALLBACK,
     GATE_METRIC,
@@ -65,6 +66,7 @@ from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tens
 from fedledger.security.enclave.quote import Quote
 from fedledger.security.enclave.transcript import verify_transcript
 from fedledger.security.envelope import seal_envelope
+from fedledger.security.identity import derive_identity
 from fedledger.security.payload import PLAIN_F32, encode_f32
 from fedledger.strategies.base import RoundContext, Strategy
 
@@ -211,6 +213,7 @@ class LedgerProtocol:
         t = time.perf_counter()
         payloads = self._protect(sim, r, local.updates, local.order)
         scheme = PLAIN_F32 if sim.secure is None else sim.secure.scheme
+        self._sybils(sim, r, local, scheme)
         lap("protect")
         inbox, envelope_rows = self._sign(r, local.order, local.weights, payloads, scheme)
         lap("sign")
@@ -412,6 +415,24 @@ class LedgerProtocol:
         if sim.secure is None:
             return [encode_f32(row) for row in matrix]
         return [sim.secure.protect(r, d, matrix[k]) for k, d in enumerate(order)]
+
+    def _sybils(self, sim: Simulation, r: int, local: LocalUpdates, scheme: str) -> None:
+        """The Sybil attack's clones sign envelopes with keys of their own, which nobody
+        registered, and send them to their device's gateway (which refuses them)."""
+        weight = {d: int(w) for d, w in zip(local.order, local.weights, strict=True)}
+        count: dict[int, int] = {}
+        for d, row in local.sybils:
+            j = count[d] = count.get(d, -1) + 1
+            ident = derive_identity(self.seed, "device", f"sybil-{d}-{j}")
+            vector = row.detach().numpy()
+            payload = None
+            if sim.secure is not None and sim.secure.mode == "enclave":
+                payload = sim.secure.protect(r, d, vector)
+            if payload is None:
+                payload = encode_f32(vector)
+            nonce = hashlib.sha256(f"fedledger/sybil/{self.seed}/{r}/{d}/{j}".encode()).digest()
+            env = seal_envelope(ident, r, weight[d], scheme, payload, nonce[:16])
+            self.inbox.setdefault(self.people.gateway_of[d], []).append(env.encode())
 
     def _sign(
         self,
