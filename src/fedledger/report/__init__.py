@@ -14,7 +14,7 @@ Examples
 from __future__ import annotations
 
 from fedledger.report.metrics import binary_detection_metrics, classification_metrics
-from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds
+from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds, plot_screen
 from fedledger.report.run_files import read_config, read_devices, read_metrics, read_summary
 from fedledger.report.run_report import write_report
 
@@ -24,6 +24,7 @@ __all__ = [
     "plot_confusion",
     "plot_devices",
     "plot_rounds",
+    "plot_screen",
     "read_config",
     "read_devices",
     "read_metrics",

@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from fedledger.report._markdown import MISSING, code, config_value, flatten, number, table
+from fedledger.report._screening import (
+    device_name,
+    is_malicious,
+    number_or_none,
+    screen_rounds,
+)
 
 __all__ = [
     "config_section",
@@ -20,6 +26,8 @@ __all__ = [
     "model_section",
     "per_class_section",
     "rounds_section",
+    "screen_section",
+    "secure_section",
 ]
 
 #: Final-round metrics shown first: record key, label.
@@ -185,6 +193,106 @@ def secure_section(records: Sequence[dict[str, Any]]) -> list[str]:
         )
     header = ["round", "aggregated", "refused", "dropped out", "clipped values"]
     return [*lines, *table(header, rows, "rrlrr"), ""]
+
+
+def screen_section(
+    records: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+    devices: Sequence[dict[str, Any]],
+    strategy: str | None,
+    plot: str | None,
+) -> list[str]:
+    """What a screening or selecting strategy flagged: totals, the run-level detection of the
+    malicious devices, the per-round plot and, under a backdoor attack, its final success rate.
+    Empty for runs without screening (no ``screen`` entry in ``metrics.jsonl``)."""
+    rounds = screen_rounds(records, devices)
+    if not rounds:
+        return []
+    flags = sum(len(r.flagged) for r in rounds)
+    sizes = [r.devices for r in rounds]
+    if None in sizes:
+        flagged = _count(flags, "device-round")
+    else:
+        flagged = f"{flags} of {_count(sum(s or 0 for s in sizes), 'device-round')}"
+    ever = sorted({d for r in rounds for d in r.flagged})
+    split = ""
+    if devices and ever:
+        bad = sum(0 <= d < len(devices) and is_malicious(devices[d]) for d in ever)
+        split = f" ({bad} malicious, {len(ever) - bad} honest)"
+    who = f"The {code(strategy)} strategy" if strategy else "The strategy"
+    lines = [
+        "## Screening and detection",
+        "",
+        f"{who} flagged {flagged} in {_count(len(rounds), 'round')}; "
+        f"{_count(len(ever), 'distinct device')} {'was' if len(ever) == 1 else 'were'} flagged "
+        f"at least once{split}.",
+        "",
+    ]
+    detection = summary.get("detection")
+    if isinstance(detection, dict):
+        lines += [
+            "Over the run, a device counts as detected when it was flagged in more than half "
+            "of the attack rounds it took part in:",
+            "",
+            *table(["metric", "value"], _detection_rows(detection, devices)),
+            "",
+        ]
+    elif any(r.recall is not None for r in rounds) and not summary:
+        lines += ["The run-level detection is written when the run finishes.", ""]
+    if plot:
+        lines += [image("Flagged devices per round, malicious and honest", plot), ""]
+    backdoor = [r for r in records if number_or_none(r.get("backdoor_success")) is not None]
+    if backdoor:
+        record = backdoor[-1]
+        which = "the last round it was measured in"
+        if record is records[-1]:
+            which = "the final round" if summary else "the latest round"
+        shown = "; the dashed line in the plot shows it per round" if plot else ""
+        lines += [
+            "Backdoor success (of the test samples of other classes that the model classifies "
+            "correctly, the share the trigger turns into the target class): "
+            f"**{number(record['backdoor_success'])}** in round {number(record.get('round'))}, "
+            f"{which}{shown}.",
+            "",
+        ]
+    return lines
+
+
+def _detection_rows(
+    detection: dict[str, Any], devices: Sequence[dict[str, Any]]
+) -> list[list[str]]:
+    """The rows of the run-level detection table; the honest devices detected and the malicious
+    ones not detected are named (up to five) when ``devices.json`` is there."""
+    tp, fp, fn = (detection.get(k) for k in ("tp", "fp", "fn"))
+    found = MISSING
+    if isinstance(tp, int) and isinstance(fn, int):
+        found = f"{tp} / {tp + fn}"
+    detected = [d for d in detection.get("detected") or [] if isinstance(d, int)]
+    wrong = [d for d in detected if 0 <= d < len(devices) and not is_malicious(devices[d])]
+    missed = [d for d, dev in enumerate(devices) if is_malicious(dev) and d not in detected]
+    if fn and missed:
+        found += f" (not detected: {_names(devices, missed)})"
+    honest = number(fp)
+    if fp and wrong:
+        honest += f" ({_names(devices, wrong)})"
+    return [
+        ["precision", number(detection.get("precision"))],
+        ["recall", number(detection.get("recall"))],
+        ["F1", number(detection.get("f1"))],
+        ["malicious devices detected", found],
+        ["honest devices detected (false positives)", honest],
+    ]
+
+
+def _names(devices: Sequence[dict[str, Any]], ids: Sequence[int], limit: int = 5) -> str:
+    """Device names for a table cell: the first ``limit``, then how many more."""
+    shown = ", ".join(device_name(devices, d) for d in ids[:limit])
+    return shown + (f", +{len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 round``, ``3 rounds``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def per_class_section(final: dict[str, Any], round_label: str, plot: str | None) -> list[str]:

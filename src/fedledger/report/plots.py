@@ -1,4 +1,5 @@
-"""PNG charts of a run: metrics per round, the confusion matrix, samples per device.
+"""PNG charts of a run: metrics per round, the confusion matrix, samples per device, and the
+devices a screening strategy flagged.
 
 Each function draws one :class:`~matplotlib.figure.Figure` (no ``pyplot`` state), writes it to
 ``path`` (creating the folder) and returns ``path``. Output is deterministic for the same input
@@ -19,8 +20,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from fedledger.report._figure import cluster_colours, fixed_style, save_png
+from fedledger.report._screening import screen_rounds
 
-__all__ = ["plot_confusion", "plot_devices", "plot_rounds"]
+__all__ = ["plot_confusion", "plot_devices", "plot_rounds", "plot_screen"]
 
 #: Round metrics drawn on the top panel of :func:`plot_rounds`: key, label, line style.
 _ROUND_SERIES = (
@@ -28,6 +30,11 @@ _ROUND_SERIES = (
     ("macro_f1", "macro-F1", "-"),
     ("detection_rate", "detection rate", "--"),
     ("false_alarm_rate", "false alarm rate", ":"),
+)
+#: Rates drawn over :func:`plot_screen`'s bars: attribute, label, line style, colour, marker.
+_SCREEN_RATES = (
+    ("recall", "recall (per round)", "-", "black", "o"),
+    ("backdoor_success", "backdoor success", "--", "tab:purple", "s"),
 )
 _MAX_ANNOTATED_CLASSES = 20
 _MAX_DEVICE_BARS = 200
@@ -164,6 +171,83 @@ def plot_devices(devices: list[dict[str, Any]], path: Path) -> Path:
             _device_bars(ax, devices, clusters, colours)
         else:
             _device_histogram(ax, devices, clusters, names, colours)
+        return save_png(fig, path)
+
+
+def plot_screen(records: list[dict[str, Any]], devices: list[dict[str, Any]], path: Path) -> Path:
+    """Devices a screening strategy flagged per round, as bars stacked by role: malicious
+    (true positives, hatched) and honest (false positives). While an attack runs, the round's
+    recall is drawn on a second axis, with the backdoor's success rate when it is recorded.
+
+    Parameters
+    ----------
+    records
+        Per-round dicts as in ``metrics.jsonl``; only those with a ``screen`` entry are drawn.
+    devices
+        The ``devices.json`` list, whose roles split the flags of rounds without detection
+        counts (before the attack starts); without it such flags are drawn as "role unknown".
+    path
+        Where to write the PNG.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    rounds = screen_rounds(records, devices)
+    x = np.array([r.round for r in rounds], dtype=np.float64)
+    malicious = np.array([r.malicious for r in rounds], dtype=np.float64)
+    honest = np.array([r.honest for r in rounds], dtype=np.float64)
+    unknown = np.array([r.unknown for r in rounds], dtype=np.float64)
+    markers = len(rounds) <= 30
+    with fixed_style():
+        fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+        ax = fig.subplots()
+        ax.set_title(f"Devices flagged by the strategy per round ({len(rounds)} rounds)")
+        ax.bar(
+            x,
+            malicious,
+            0.8,
+            color="tab:red",
+            edgecolor="black",
+            hatch="////",
+            label="malicious (true positives)",
+        )
+        ax.bar(x, honest, 0.8, malicious, color="tab:blue", label="honest (false positives)")
+        if unknown.any():
+            ax.bar(x, unknown, 0.8, malicious + honest, color="tab:gray", label="role unknown")
+        ax.set_ylim(0.0, max(1.0, float((malicious + honest + unknown).max(initial=0.0))) * 1.05)
+        ax.set_xlabel("round")
+        ax.set_ylabel("flagged devices")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="x", visible=False)
+        twin = None
+        for key, label, style, colour, marker in _SCREEN_RATES:
+            values = np.array([_number(getattr(r, key), math.nan) for r in rounds])
+            if np.isnan(values).all():
+                continue
+            if twin is None:
+                twin = ax.twinx()
+                twin.grid(False)
+                twin.spines["right"].set_visible(True)
+                twin.set_ylim(0.0, 1.02)
+                twin.set_ylabel("rate (lines)")
+                ax.set_ylabel("flagged devices (bars)")
+            twin.plot(
+                x,
+                values,
+                style,
+                color=colour,
+                marker=marker if markers else None,
+                markersize=4,
+                label=label,
+            )
+        if rounds:
+            fig.legend(loc="outside lower center", ncols=4)
+        else:
+            ax.set_xlim(0.5, 1.5)
+            _note(ax, "no screened rounds")
         return save_png(fig, path)
 
 

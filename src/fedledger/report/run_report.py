@@ -15,9 +15,10 @@ from fedledger.report._sections import (
     model_section,
     per_class_section,
     rounds_section,
+    screen_section,
     secure_section,
 )
-from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds
+from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds, plot_screen
 from fedledger.report.run_files import (
     MODEL_FILE,
     model_digest,
@@ -38,9 +39,11 @@ def write_report(run_dir: Path) -> Path:
     """Write ``RUN_DIR/report.md`` and ``RUN_DIR/plots/*.png`` from the files of a run.
 
     The report has a title, the dataset (with a note when the data are synthetic), the final
-    metrics, a table and plot of the metrics per round, per-class scores with the confusion
-    matrix, a device summary, the model file with its sha256 (checked against ``model.sha256``
-    and ``summary.json``) and the resolved configuration. Images are linked relatively, so the
+    metrics, a table and plot of the metrics per round, the ledger and secure aggregation when
+    the run used them, the devices a screening strategy flagged (with how well it found the
+    malicious ones when an attack ran), per-class scores with the confusion matrix, a device
+    summary, the model file with its sha256 (checked against ``model.sha256`` and
+    ``summary.json``) and the resolved configuration. Images are linked relatively, so the
     folder can be moved or published as it is.
 
     A run that is still going or was stopped is reported as far as it got: only
@@ -82,6 +85,10 @@ def write_report(run_dir: Path) -> Path:
     if isinstance(confusion, list) and classes and len(confusion) == len(classes):
         plot_confusion(confusion, classes, plots / "confusion.png")
         confusion_plot = f"{PLOTS_DIR}/confusion.png"
+    screen_plot = None
+    if any(isinstance(r.get("screen"), dict) for r in records):
+        plot_screen(records, devices, plots / "screen.png")
+        screen_plot = f"{PLOTS_DIR}/screen.png"
     devices_plot = None
     if devices:
         plot_devices(devices, plots / "devices.png")
@@ -95,6 +102,7 @@ def write_report(run_dir: Path) -> Path:
         *rounds_section(records, f"{PLOTS_DIR}/rounds.png"),
         *ledger_section(records),
         *secure_section(records),
+        *screen_section(records, summary, devices, _strategy(config), screen_plot),
         *per_class_section(final, round_label, confusion_plot),
         *devices_section(devices, devices_plot),
         *model_section(MODEL_FILE, _size(model), model_digest(folder), recorded),
@@ -132,6 +140,13 @@ def _size(path: Path) -> int | None:
 def _dict(value: Any) -> dict[str, Any]:
     """``value`` if it is a dict, else an empty dict."""
     return value if isinstance(value, dict) else {}
+
+
+def _strategy(config: dict[str, Any]) -> str | None:
+    """``strategy.name`` of the configuration, if it is a string."""
+    strategy = config.get("strategy")
+    name = strategy.get("name") if isinstance(strategy, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _summary_digest(summary: dict[str, Any]) -> str | None:
