@@ -24,7 +24,7 @@ from fedledger.strategies import STRATEGIES, create_strategy
 if TYPE_CHECKING:
     from fedledger.fl.secure import SecureAggregator
 
-__all__ = ["build_secure", "build_simulation", "build_task", "prepare_run"]
+__all__ = ["build_secure", "build_simulation", "build_task", "check_names", "prepare_run"]
 
 
 def build_task(config: Config, data: FederatedDataset) -> Task:
@@ -55,7 +55,7 @@ def build_simulation(
     data
         An already built dataset (skips loading).
     """
-    _check_names(config)
+    check_names(config)
     torch.set_num_threads(config.train.threads)
     if data is None:
         data = build_federated(config.data, config.train.seed)
@@ -173,7 +173,7 @@ def prepare_run(
     return runner, done
 
 
-def _check_names(config: Config) -> None:
+def check_names(config: Config) -> None:
     """Registry names are checked before any data is read."""
     for key, name, registry in (
         ("data.name", config.data.name, DATASETS),

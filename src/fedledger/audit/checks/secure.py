@@ -22,11 +22,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from fedledger.audit.checks.common import (
     ChainView,
@@ -36,6 +33,13 @@ from fedledger.audit.checks.common import (
     round_records,
     validator_names,
 )
+from fedledger.audit.checks.transcript import (
+    EnclaveFacts,
+    Inputs,
+    RunFacts,
+    check_flagged,
+    check_transcript,
+)
 from fedledger.audit.report import Check
 from fedledger.config import load_config
 from fedledger.errors import AttestationError, EnvelopeError, FedledgerError
@@ -44,9 +48,8 @@ from fedledger.fl.ledger_records import LedgerRecords
 from fedledger.fl.ledger_setup import ENCLAVE_LABEL
 from fedledger.fl.secure.base import round_nonce
 from fedledger.fl.validator import NO_QUOTE
-from fedledger.ledger.model_store import ModelStore, decode_tensors
+from fedledger.ledger.model_store import ModelStore
 from fedledger.security.enclave.quote import Quote, verify_quote
-from fedledger.security.enclave.transcript import Transcript, vector_digest, verify_transcript
 from fedledger.security.envelope import EnvelopeHeader
 
 __all__ = ["ENCLAVE_MODES", "check_secure"]
@@ -59,33 +62,6 @@ _SIMULATED = "process"
 
 _SUMMARY = frozenset(("mode", "aggregated", "refused", "rejected", "evidence"))
 """Keys of a round's ``secure`` entry besides the small numbers copied from its evidence."""
-
-Inputs = list[tuple[bytes, int]]
-"""A round's inputs: (payload sha256, sample count) of each accepted envelope."""
-
-
-@dataclass(frozen=True)
-class _Enclave:
-    """What the run's deployment says of its enclave, and whether the chain registers it."""
-
-    measurement: bytes
-    platform_key: bytes
-    registered: bool
-
-    def accepts(self, measurement: bytes) -> bool:
-        return self.registered and measurement == self.measurement
-
-
-@dataclass(frozen=True)
-class _Run:
-    """Run-wide facts every round's checks need."""
-
-    mode: str
-    seed: int
-    strategy: str
-    enclave: _Enclave | None
-    store: ModelStore
-    senders: dict[int, dict[bytes, int]]
 
 
 def check_secure(
@@ -135,7 +111,7 @@ def check_secure(
             enclave = _enclave(security, config.train.seed, measurement_ok, c)
         elif isinstance(security, dict) and security.get("enclave") is not None:
             c.fail(f"deployment.json: an enclave entry, but {mode!r} runs no enclave")
-        run = _Run(
+        run = RunFacts(
             mode,
             config.train.seed,
             config.strategy.name,
@@ -176,7 +152,7 @@ def check_secure(
 
 def _enclave(
     security: Any, seed: int, measurement_ok: Callable[[bytes], bool], c: Check
-) -> _Enclave | None:
+) -> EnclaveFacts | None:
     """The deployment's enclave entry, labelled honestly, with its registration on chain."""
     entry = security.get("enclave") if isinstance(security, dict) else None
     if not isinstance(entry, dict):
@@ -211,7 +187,7 @@ def _enclave(
         c.fail(
             f"deployment.json: enclave measurement {measurement.hex()} is not registered on chain"
         )
-    return _Enclave(measurement, platform_key, registered)
+    return EnclaveFacts(measurement, platform_key, registered)
 
 
 def _inputs(records: LedgerRecords) -> dict[int, Inputs]:
@@ -266,7 +242,7 @@ def _check_round(
     chain: ChainView,
     names: dict[bytes, str],
     inputs: Inputs,
-    run: _Run,
+    run: RunFacts,
     digests: dict[bytes, bytes],
     c: Check,
 ) -> None:
@@ -298,9 +274,9 @@ def _check_round(
         else:
             gate = rec.get("gate")
             candidate = bytes.fromhex(gate["candidate"]) if isinstance(gate, dict) else None
-            t = _check_transcript(r, info, secure, inputs, verified[0], run, digests, candidate, c)
+            t = check_transcript(r, info, secure, inputs, verified[0], run, digests, candidate, c)
             if t is not None and run.mode == "enclave":
-                _check_flagged(r, t, rec, run, c)
+                check_flagged(r, t, rec, run, c)
     elif run.mode == "enclave" or (run.mode == "ckks" and secure["aggregated"] > 0):
         c.fail(
             f"round {r}: no enclave transcript in ledger/rounds.jsonl: the aggregate is unproven"
@@ -324,7 +300,7 @@ def _check_no_quotes(
 
 
 def _check_quotes(
-    r: int, votes: dict[str, Any], on_chain: list[tuple[str, bytes]], run: _Run, c: Check
+    r: int, votes: dict[str, Any], on_chain: list[tuple[str, bytes]], run: RunFacts, c: Check
 ) -> list[Quote]:
     """Each vote's quote, as its validator verified it and as anchored; the verified ones in
     chain order."""
@@ -387,127 +363,3 @@ def _check_summary(r: int, secure: dict[str, Any], inputs: Inputs, mode: str, c:
     copied = {k: v for k, v in secure.items() if k not in _SUMMARY}
     if copied != small:
         c.fail(f"{where}: {copied!r} differs from its evidence {small!r}")
-
-
-def _check_transcript(
-    r: int,
-    info: dict[str, Any],
-    secure: dict[str, Any],
-    inputs: Inputs,
-    signer: Quote,
-    run: _Run,
-    digests: dict[bytes, bytes],
-    candidate: bytes | None,
-    c: Check,
-) -> Transcript | None:
-    """The round's transcript, signed by the attested enclave, binds the committed envelopes
-    to what was released (``candidate``: the candidate the round's gate entry records).
-    Returns it once its signature verifies."""
-    assert run.enclave is not None
-    evidence = secure["evidence"]
-    c.checked += 1
-    try:
-        t = verify_transcript(
-            bytes.fromhex(evidence["transcript"]),
-            bytes.fromhex(evidence["signature"]),
-            signer.signing_key,
-        )
-    except AttestationError as exc:
-        c.fail(f"round {r}: the enclave's transcript: {exc}")
-        return None
-    where = f"round {r}: the enclave's transcript"
-    if t.round != r:
-        c.fail(f"{where} is of round {t.round}")
-    if t.measurement != run.enclave.measurement:
-        c.fail(
-            f"{where} is of measurement {brief(t.measurement)}, not the registered "
-            f"{brief(run.enclave.measurement)}"
-        )
-    if t.mode != run.mode:
-        c.fail(f"{where} is of mode {t.mode!r}, the run's is {run.mode!r}")
-    if t.strategy != run.strategy:
-        c.fail(f"{where} ran strategy {t.strategy!r}, config.toml says {run.strategy!r}")
-    got, committed = Counter(t.inputs), Counter(inputs)
-    if run.mode == "enclave":
-        _check_enclave_output(r, t, info, secure, got, committed, run, digests, candidate, c)
-        return t
-    # ckks: the inputs are the well-formed envelopes; malformed ones are rejected before
-    extra = got - committed
-    if extra:
-        c.fail(f"{where}: {sum(extra.values())} input(s) are not committed envelopes of round {r}")
-    if len(t.inputs) != int(secure["aggregated"]):
-        c.fail(f"{where} sums {len(t.inputs)} inputs, the secure entry says {secure['aggregated']}")
-    return t
-
-
-def _check_flagged(r: int, t: Transcript, rec: dict[str, Any], run: _Run, c: Check) -> None:
-    """The devices whose inputs the enclave's transcript flags are the round record's (and so
-    the votes' metrics digests') flagged devices."""
-    senders = run.senders.get(r, {})
-    flagged = sorted({senders.get(t.inputs[i][0], -1) for i in t.flagged if i < len(t.inputs)})
-    screen = rec.get("screen")
-    recorded = [] if screen is None else sorted(int(d) for d in screen["flagged"])
-    if flagged != recorded:
-        c.fail(
-            f"round {r}: the enclave's transcript flags devices {flagged}, ledger/rounds.jsonl "
-            f"says {recorded}"
-        )
-
-
-def _check_enclave_output(
-    r: int,
-    t: Transcript,
-    info: dict[str, Any],
-    secure: dict[str, Any],
-    got: Counter[tuple[bytes, int]],
-    committed: Counter[tuple[bytes, int]],
-    run: _Run,
-    digests: dict[bytes, bytes],
-    candidate: bytes | None,
-    c: Check,
-) -> None:
-    """``enclave``: the transcript lists every committed envelope, its accepted and rejected
-    inputs are the record's, it started from the round's base and released its model, or, in
-    a round the gate sent back to the base model, the candidate the gate refused (whether the
-    gate decided right is the ``gate`` check's)."""
-    where = f"round {r}: the enclave's transcript"
-    if got != committed:
-        c.fail(
-            f"{where}: its inputs are not the committed envelopes of round {r} "
-            f"({sum((committed - got).values())} envelope(s) missing, "
-            f"{sum((got - committed).values())} input(s) not committed)"
-        )
-    rejected = {str(i): why for i, why in t.rejected}
-    if int(secure["aggregated"]) != len(t.accepted) or secure["rejected"] != rejected:
-        c.fail(
-            f"{where} accepted {len(t.accepted)} and rejected {rejected!r}; ledger/rounds.jsonl "
-            f"says {secure['aggregated']} and {secure['rejected']!r}"
-        )
-    if t.base != _model_digest(run.store, info["base"], digests):
-        c.fail(f"{where} did not start from the round's base model {brief(info['base'])}")
-    if (
-        info["status"] == "finalised"
-        and candidate is not None
-        and candidate != info["base"]
-        and info["model"] == info["base"]
-    ):
-        if t.output != _model_digest(run.store, candidate, digests):
-            c.fail(f"{where}: its output is not the candidate {brief(candidate)} the gate refused")
-        c.notes.append(
-            f"round {r}: the validators' gate refused the enclave's output; the base model stood"
-        )
-    elif info["status"] == "finalised":
-        if t.output != _model_digest(run.store, info["model"], digests):
-            c.fail(f"{where}: its output is not the finalised model {brief(info['model'])}")
-    else:
-        c.notes.append(f"round {r}: not finalised; the enclave's output became no model")
-
-
-def _model_digest(store: ModelStore, digest: bytes, cache: dict[bytes, bytes]) -> bytes:
-    """:func:`vector_digest` of a stored model's float32 parameters, concatenated in the
-    order the blob records (the flat vector's order, which the enclave aggregates in)."""
-    if digest not in cache:
-        params = decode_tensors(store.get(digest.hex()))
-        flat = torch.cat([p.reshape(-1).to(torch.float32) for p in params.values()])
-        cache[digest] = vector_digest(flat.numpy())
-    return cache[digest]
