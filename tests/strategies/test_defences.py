@@ -29,15 +29,7 @@ from fedledger.strategies import (
     trimmed_mean,
     trust_scores,
 )
-
-
-def _rows(k: int, p: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(p, generator=g, dtype=torch.float64),
-        torch.randn(k, p, generator=g, dtype=torch.float64),
-        torch.randint(1, 100, (k,), generator=g).to(torch.float64),
-    )
+from tests.strategies.rows import random_round
 
 
 def _within(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> bool:
@@ -111,7 +103,7 @@ def test_trimmed_mean_stays_in_the_honest_range_with_f_huge_attackers(
 ) -> None:
     n_honest = f + extra  # a strict honest majority, so f / n < 0.5
     n = n_honest + f
-    w0, honest, _ = _rows(n_honest, p, seed)
+    w0, honest, _ = random_round(n_honest, p, seed)
     g = torch.Generator().manual_seed(seed + 1)
     signs = torch.randint(0, 2, (f, p), generator=g).to(torch.float64) * 2 - 1
     attack = signs * 1e12
@@ -134,7 +126,7 @@ def test_trim_count_is_the_floor_without_losing_a_value_to_rounding() -> None:
 
 
 def test_trimmed_mean_ignores_weights_and_scales_by_server_lr() -> None:
-    w0, u, n = _rows(10, 5, 1)
+    w0, u, n = random_round(10, 5, 1)
     a = TrimmedMean(server_lr=0.5, trim_fraction=0.2).aggregate(w0, u, n)
     b = TrimmedMean(server_lr=0.5, trim_fraction=0.2).aggregate(w0, u, torch.ones(10) * 7)
     torch.testing.assert_close(a, b)
@@ -142,7 +134,7 @@ def test_trimmed_mean_ignores_weights_and_scales_by_server_lr() -> None:
 
 
 def test_zero_trim_is_the_plain_mean() -> None:
-    w0, u, n = _rows(6, 4, 2)
+    w0, u, n = random_round(6, 4, 2)
     torch.testing.assert_close(TrimmedMean(trim_fraction=0.0).aggregate(w0, u, n), w0 + u.mean(0))
 
 
@@ -216,7 +208,7 @@ def test_bulyan_sizes_follow_the_paper_and_floor_at_one() -> None:
 def test_bulyan_matches_the_papers_two_phases_computed_in_a_loop(
     n: int, p: int, f: int, seed: int
 ) -> None:
-    w0, u, weights = _rows(n, p, seed)
+    w0, u, weights = random_round(n, p, seed)
     chosen, expected = _loop_bulyan(u, f)
     b = Bulyan(server_lr=0.5, byzantine=f)
     assert sorted(b.selected(u)) == sorted(chosen)
@@ -250,7 +242,7 @@ def test_bulyan_stays_in_the_honest_range_with_f_huge_attackers(
     f: int, extra: int, p: int, same: bool, seed: int
 ) -> None:
     n_honest = 3 * f + 3 + extra  # n ≥ 4f + 3
-    w0, honest, _ = _rows(n_honest, p, seed)
+    w0, honest, _ = random_round(n_honest, p, seed)
     g = torch.Generator().manual_seed(seed + 1)
     if same:  # colluding attackers that send one vector
         attack = (1e9 * torch.randn(1, p, generator=g, dtype=torch.float64)).repeat(f, 1)
@@ -266,20 +258,20 @@ def test_bulyan_stays_in_the_honest_range_with_f_huge_attackers(
 
 
 def test_bulyan_without_attackers_for_the_round_size_is_the_unweighted_mean() -> None:
-    w0, u, n = _rows(6, 5, 8)  # 6 < 4·1 + 3, so f = 0
+    w0, u, n = random_round(6, 5, 8)  # 6 < 4·1 + 3, so f = 0
     b = Bulyan()
     torch.testing.assert_close(b.aggregate(w0, u, n), w0 + u.mean(dim=0))
     assert b.flagged == ()
 
 
 def test_bulyan_with_too_large_f_degrades_to_krum_then_to_the_value_nearest_the_median() -> None:
-    w0, u, n = _rows(5, 4, 9)
+    w0, u, n = random_round(5, 4, 9)
     b = Bulyan(byzantine=2)  # θ = 1: Krum's choice
     k = Krum(byzantine=2)
     torch.testing.assert_close(b.aggregate(w0, u, n), k.aggregate(w0, u, n))
     assert b.flagged == k.flagged
     assert len(b.flagged) == 4
-    _, u, n = _rows(6, 4, 10)  # θ = 2, β = 1: per coordinate one of the two selected values
+    _, u, n = random_round(6, 4, 10)  # θ = 2, β = 1: per coordinate one of the two selected values
     b = Bulyan(byzantine=2)
     got = b.aggregate(torch.zeros(4, dtype=torch.float64), u, n)
     sel = [i for i in range(6) if i not in b.flagged]
@@ -291,7 +283,7 @@ def test_bulyan_with_too_large_f_degrades_to_krum_then_to_the_value_nearest_the_
 
 
 def test_bulyan_resets_flagged_and_refuses_negative_f() -> None:
-    w0, honest, _ = _rows(7, 3, 12)
+    w0, honest, _ = random_round(7, 3, 12)
     b = Bulyan()
     b.aggregate(w0, torch.cat([honest[:6], torch.full((1, 3), 1e6)]), torch.ones(7))
     assert 6 in b.flagged  # n = 7: f = 1, two rows left out
@@ -330,7 +322,7 @@ def _np_clipping(
 def test_clipping_matches_the_reference_and_bounds_every_norm(
     n: int, p: int, clip: float, scale: float, seed: int
 ) -> None:
-    w0, u, weights = _rows(n, p, seed)
+    w0, u, weights = random_round(n, p, seed)
     u = u * torch.linspace(0.1, scale, n, dtype=torch.float64)[:, None]
     s = NormClipping(server_lr=0.5, clip_norm=clip)
     m = s.bound(u)
@@ -358,7 +350,7 @@ def test_clipping_to_the_median_norm_by_hand() -> None:
 
 
 def test_clipping_with_a_loose_bound_is_exactly_fedavg() -> None:
-    w0, u, n = _rows(7, 9, 5)
+    w0, u, n = random_round(7, 9, 5)
     got = NormClipping(server_lr=0.3, clip_norm=1e9).aggregate(w0, u, n)
     assert torch.equal(got, FedAvg(server_lr=0.3).aggregate(w0, u, n))
 
@@ -370,7 +362,7 @@ def test_clipping_scales_a_float32_row_too_large_to_square_instead_of_zeroing_it
 
 
 def test_clipping_uses_the_sample_counts_and_refuses_bad_bounds() -> None:
-    w0, u, _ = _rows(4, 3, 6)
+    w0, u, _ = random_round(4, 3, 6)
     a = NormClipping(clip_norm=0.5).aggregate(w0, u, torch.tensor([1.0, 1.0, 1.0, 1.0]))
     b = NormClipping(clip_norm=0.5).aggregate(w0, u, torch.tensor([1.0, 1.0, 1.0, 50.0]))
     assert not torch.allclose(a, b)
@@ -417,7 +409,7 @@ def _ctx(reference: torch.Tensor) -> RoundContext:
     seed=st.integers(0, 10_000),
 )
 def test_fltrust_matches_the_reference_loop(n: int, p: int, lr: float, seed: int) -> None:
-    w0, u, weights = _rows(n, p, seed)
+    w0, u, weights = random_round(n, p, seed)
     g0 = torch.randn(p, generator=torch.Generator().manual_seed(seed + 7), dtype=torch.float64)
     u = u * torch.linspace(0.01, 100.0, n, dtype=torch.float64)[:, None]
     expected, flagged = _np_fltrust(w0.numpy(), u.numpy(), g0.numpy(), lr)
@@ -437,7 +429,7 @@ def test_fltrust_matches_the_reference_loop(n: int, p: int, lr: float, seed: int
 def test_fltrust_scale_normalisation_makes_boosting_useless(
     n: int, p: int, boost: float, seed: int
 ) -> None:
-    w0, u, weights = _rows(n, p, seed)
+    w0, u, weights = random_round(n, p, seed)
     g0 = u.mean(dim=0) + 0.1 * torch.randn(p, dtype=torch.float64)
     s = FLTrust()
     base = s.aggregate(w0, u, weights, _ctx(g0))
@@ -451,7 +443,7 @@ def test_fltrust_scale_normalisation_makes_boosting_useless(
 
 
 def test_fltrust_flags_and_ignores_rows_pointing_away_from_the_reference() -> None:
-    w0, honest, weights = _rows(5, 6, 13)
+    w0, honest, weights = random_round(5, 6, 13)
     g0 = honest.mean(dim=0)
     honest = g0 + 0.1 * honest  # all within a small angle of g0
     attack = torch.stack([-50 * g0, -g0 + 1e-3 * honest[0]])
@@ -500,7 +492,7 @@ def test_fltrust_survives_non_finite_rows_and_keeps_the_dtype() -> None:
 
 
 def test_fltrust_needs_a_reference_of_the_right_shape() -> None:
-    w0, u, n = _rows(3, 4, 14)
+    w0, u, n = random_round(3, 4, 14)
     s = FLTrust()
     for ctx in (None, RoundContext(round=2)):
         with pytest.raises(FedledgerError, match="reference update"):
@@ -510,7 +502,7 @@ def test_fltrust_needs_a_reference_of_the_right_shape() -> None:
 
 
 def test_fltrust_ignores_the_sample_counts() -> None:
-    w0, u, n = _rows(6, 4, 15)
+    w0, u, n = random_round(6, 4, 15)
     g0 = u.mean(dim=0)
     a = FLTrust().aggregate(w0, u, n, _ctx(g0))
     b = FLTrust().aggregate(w0, u, torch.ones(6), _ctx(g0))

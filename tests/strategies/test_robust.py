@@ -19,15 +19,7 @@ from fedledger.strategies import (
     create_strategy,
     krum_neighbours,
 )
-
-
-def _rows(k: int, p: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(p, generator=g, dtype=torch.float64),
-        torch.randn(k, p, generator=g, dtype=torch.float64),
-        torch.randint(1, 100, (k,), generator=g).to(torch.float64),
-    )
+from tests.strategies.rows import random_round
 
 
 def _loop_krum_scores(updates: torch.Tensor, f: int) -> list[float]:
@@ -67,7 +59,7 @@ def test_even_median_is_the_mean_of_the_middle_values_not_the_lower_one() -> Non
 
 
 def test_median_ignores_one_huge_outlier_and_the_sample_counts() -> None:
-    w0, honest, _ = _rows(4, 6, 7)
+    w0, honest, _ = random_round(4, 6, 7)
     attack = torch.full((1, 6), 1e12, dtype=torch.float64)
     updates = torch.cat([honest, attack])
     counts = torch.tensor([10.0, 10.0, 10.0, 10.0, 1e9], dtype=torch.float64)
@@ -79,7 +71,7 @@ def test_median_ignores_one_huge_outlier_and_the_sample_counts() -> None:
 
 
 def test_median_server_lr_scales_the_step() -> None:
-    w0, u, n = _rows(5, 4, 3)
+    w0, u, n = random_round(5, 4, 3)
     torch.testing.assert_close(
         Median(server_lr=0.25).aggregate(w0, u, n), w0 + 0.25 * u.median(dim=0).values
     )
@@ -87,7 +79,7 @@ def test_median_server_lr_scales_the_step() -> None:
 
 @pytest.mark.parametrize(("n", "f"), [(7, 2), (10, 3), (11, 4), (5, 0)])
 def test_krum_picks_an_honest_row_when_attackers_are_far_away(n: int, f: int) -> None:
-    w0, honest, _ = _rows(n - f, 8, n)
+    w0, honest, _ = random_round(n - f, 8, n)
     g = torch.Generator().manual_seed(99)
     attackers = 1e3 + 50 * torch.randn(f, 8, generator=g, dtype=torch.float64)
     updates = torch.cat([attackers, honest])  # attackers first, so a tie could not hide them
@@ -98,7 +90,7 @@ def test_krum_picks_an_honest_row_when_attackers_are_far_away(n: int, f: int) ->
 
 
 def test_krum_ignores_sample_counts() -> None:
-    w0, u, _ = _rows(7, 5, 4)
+    w0, u, _ = random_round(7, 5, 4)
     a = Krum(byzantine=2).aggregate(w0, u, torch.ones(7))
     b = Krum(byzantine=2).aggregate(w0, u, torch.arange(1.0, 8.0) ** 6)
     torch.testing.assert_close(a, b)
@@ -114,7 +106,7 @@ def test_krum_ignores_sample_counts() -> None:
 def test_krum_choice_matches_the_papers_score_computed_in_a_loop(
     n: int, p: int, f: int, seed: int
 ) -> None:
-    w0, u, weights = _rows(n, p, seed)
+    w0, u, weights = random_round(n, p, seed)
     # f = 0 in the config means "as many as Krum tolerates"; the loop takes f literally
     f_eff = f if f > 0 else max((n - 3) // 2, 0)
     scores = _loop_krum_scores(u, f_eff) if n > 1 else [0.0]
@@ -127,15 +119,15 @@ def test_krum_choice_matches_the_papers_score_computed_in_a_loop(
 @settings(max_examples=50, deadline=None)
 @given(n=st.integers(1, 10), seed=st.integers(0, 10_000))
 def test_multi_krum_of_all_rows_is_the_unweighted_mean(n: int, seed: int) -> None:
-    w0, u, weights = _rows(n, 6, seed)
+    w0, u, weights = random_round(n, 6, seed)
     got = Krum(byzantine=1, select=n).aggregate(w0, u, weights)
     torch.testing.assert_close(got, w0 + u.mean(dim=0))
     # asking for more rows than there are averages them all too
     torch.testing.assert_close(Krum(select=n + 3).aggregate(w0, u, weights), got)
 
 
-def test_multi_krum_averages_the_m_best_rows() -> None:
-    w0, u, n = _rows(9, 4, 11)
+def test_multi_krum_averages_the_m_bestrandom_round() -> None:
+    w0, u, n = random_round(9, 4, 11)
     f = 2
     scores = _loop_krum_scores(u, f)
     best = sorted(range(9), key=lambda i: (scores[i], i))[:3]
