@@ -175,3 +175,18 @@ def test_plot_screen_without_roles_or_attack_and_is_deterministic(tmp_path: Path
     first = plot_screen(records, [], tmp_path / "a.png").read_bytes()
     assert first.startswith(PNG_MAGIC)
     assert plot_screen(records, [], tmp_path / "b.png").read_bytes() == first
+
+
+def test_the_per_round_table_shows_backdoor_success_without_screening(tmp_path: Path) -> None:
+    over = ["ledger.backend=none", "strategy.name=fedavg", "train.rounds=2", "model.hidden=[16]"]
+    cfg = load_config(None, [*over, "attack.name=backdoor", "attack.fraction=0.3"])
+    runner, _ = prepare_run(cfg, tmp_path / "run", data=make_dataset(n_clients=6, n_classes=3))
+    runner.run()
+    text = write_report(tmp_path / "run").read_text()
+    section = text[text.index("## Metrics per round") :].split("\n## ")[0]
+    header = next(line for line in section.splitlines() if line.startswith("| round"))
+    assert "backdoor success" in header
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    for rec in records:
+        row = next(x for x in section.splitlines() if x.startswith(f"| {rec['round']} |"))
+        assert f"{rec['backdoor_success']:.4f}" in row

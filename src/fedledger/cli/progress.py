@@ -32,7 +32,27 @@ def _ledger(info: Any) -> str:
     return text
 
 
-_COLUMNS = ("round", "accuracy", "macro-F1", "loss", "detection", "false alarm", "s", "ledger")
+def _flagged(screen: Any) -> str:
+    """``3`` devices the strategy flagged, ``3 (2 malicious)`` while an attack runs."""
+    if not isinstance(screen, dict):
+        return "-"
+    text = str(len(screen.get("flagged", [])))
+    if "tp" in screen:
+        text += f" ({screen['tp']} malicious)"
+    return text
+
+
+_COLUMNS = (
+    "round",
+    "accuracy",
+    "macro-F1",
+    "loss",
+    "detection",
+    "false alarm",
+    "s",
+    "ledger",
+    "flagged",
+)
 _LIVE_ROWS = 20
 
 
@@ -80,6 +100,7 @@ class RichRoundListener:
             _fmt(record.get("false_alarm_rate")),
             _fmt(record.get("seconds"), 2),
             _ledger(record.get("ledger")),
+            _flagged(record.get("screen")),
         )
         self.rows.append(cells)
         self.progress.advance(self.task)
@@ -89,7 +110,8 @@ class RichRoundListener:
             self.console.print(
                 f"round {cells[0]}: accuracy {cells[1]}  macro-F1 {cells[2]}  loss {cells[3]}  "
                 f"detection {cells[4]}  false-alarm {cells[5]}  {cells[6]} s"
-                + (f"  ledger: {cells[7]}" if cells[7] != "-" else ""),
+                + (f"  ledger: {cells[7]}" if cells[7] != "-" else "")
+                + (f"  flagged: {cells[8]}" if cells[8] != "-" else ""),
                 highlight=False,
                 soft_wrap=True,
             )

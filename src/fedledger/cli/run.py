@@ -114,6 +114,16 @@ def run(
         highlight=False,
         soft_wrap=True,
     )
+    detection = summary.get("detection")
+    if detection is not None:
+        bad = detection["tp"] + detection["fn"]
+        console.print(
+            f"{cfg.strategy.name} found {detection['tp']} of {bad} malicious devices "
+            f"(precision {detection['precision']:.3f}, recall {detection['recall']:.3f}, "
+            f"F1 {detection['f1']:.3f}); {detection['fp']} honest devices flagged in most rounds",
+            highlight=False,
+            soft_wrap=True,
+        )
     if cfg.ledger.backend != "none":
         entries = [r.get("ledger", {}) for r in RunFolder(path).metrics()]
         finalised = sum(1 for led in entries if led.get("finalised"))

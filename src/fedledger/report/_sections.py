@@ -87,23 +87,26 @@ def final_section(final: dict[str, Any], round_label: str, finished: bool) -> li
 
 
 def rounds_section(records: Sequence[dict[str, Any]], plot: str | None) -> list[str]:
-    """The per-round plot and table."""
+    """The per-round plot and table (with the backdoor's success rate when one attacks)."""
     lines = ["## Metrics per round", ""]
     if plot:
         lines += [image("Accuracy, macro-F1 and loss per round", plot), ""]
     if not records:
         return [*lines, "No round has finished yet.", ""]
+    backdoor = any("backdoor_success" in r for r in records)
     rows = [
         [
             number(r.get("round", i + 1)),
             number(r.get("accuracy")),
             number(r.get("macro_f1")),
             number(r.get("loss")),
+            *([number(r.get("backdoor_success"))] if backdoor else []),
             number(r.get("seconds"), 2),
         ]
         for i, r in enumerate(records)
     ]
-    header = ["round", "accuracy", "macro-F1", "loss", "seconds"]
+    header = ["round", "accuracy", "macro-F1", "loss"]
+    header += [*(["backdoor success"] if backdoor else []), "seconds"]
     return [*lines, *table(header, rows), ""]
 
 
