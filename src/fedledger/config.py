@@ -106,8 +106,7 @@ class StrategyConfig(_Section):
     server_lr: float | None = Field(
         None,
         gt=0,
-        description="server learning rate; default 1.0 (fedavg, fedavgm, median, krum), "
-        "0.01 (fedadam)",
+        description="server learning rate; default 0.01 for fedadam, 1.0 for every other strategy",
     )
     momentum: float = Field(0.9, ge=0, lt=1, description="FedAvgM server momentum")
     beta1: float = Field(0.9, ge=0, lt=1)
