@@ -187,13 +187,13 @@ def outlier_scores(families: dict[str, Family]) -> torch.Tensor:
 class AnomalyScreen(Strategy):
     """Screen the updates before averaging them, in the spirit of RAPID in RAFeL (a
     robust, anomaly-screening aggregation for blockchain FL): every update gets a statistical
-    fingerprint (:func:`fingerprints`: its norm, its cosine to a robust centre — the
-    coordinate-wise median of Yin et al. 2018 — and per-layer cosines and distribution
-    moments), and an unsupervised outlier score (:func:`outlier_scores`: the largest robust
-    z-score of each fingerprint family, combined over the families and calibrated on the
-    round). Updates scoring above ``threshold`` are flagged: excluded this round and
-    reported (:attr:`flagged`). When the validators hold root data, the engine (or the
-    enclave) adds each update's effect on the root loss (:mod:`fedledger.fl.probe`).
+    fingerprint (:func:`fingerprints`: its norm, its angle to a robust centre — the
+    coordinate-wise median of Yin et al. 2018 — per-layer angles and distribution moments, the
+    direction of its output layer, and, when the validators hold root data, its effect on the
+    root loss, which the engine or the enclave computes with :mod:`fedledger.fl.probe`), and
+    an unsupervised outlier score (:func:`outlier_scores`: robust z-scores per family, summed
+    in squares and calibrated on the round). Updates scoring above ``threshold`` are
+    flagged: excluded this round and reported (:attr:`flagged`); so are non-finite ones.
 
     The rest are averaged with weights ``n_samples · reputation``. A device's reputation
     (Kang et al. 2019, "Incentive Mechanism for Reliable Federated Learning", reputation as
@@ -228,7 +228,6 @@ class AnomalyScreen(Strategy):
         self.server_lr = server_lr
         self.reputation: dict[int, float] = {}
         self.clean = False
-        self.scores: tuple[float, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: StrategyConfig) -> AnomalyScreen:
@@ -270,7 +269,6 @@ class AnomalyScreen(Strategy):
         clean_rows = torch.where(bad[:, None], torch.zeros_like(updates), updates)
         scores = self.screen(clean_rows, weights, ctx)
         flagged = (scores > self.threshold) | bad
-        self.scores = tuple(round(float(s), 6) for s in scores)
         self.flagged = tuple(int(i) for i in torch.nonzero(flagged).flatten())
         devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
         rep = torch.tensor(
