@@ -113,7 +113,7 @@ def test_screening_in_the_enclave_matches_plain_and_audits(tmp_path: Path, ledge
     data = make_dataset(n_clients=10, n_classes=3)
     out = {}
     for mode in ("none", "enclave"):
-        over = [*BASE, *ATTACK, "train.rounds=2", f"ledger.backend={ledger}"]
+        over = [*BASE, *ATTACK, "attack.fraction=0.2", "train.rounds=2", f"ledger.backend={ledger}"]
         cfg = load_config(None, [*over, f"security.secure_aggregation={mode}"])
         runner, _ = prepare_run(cfg, tmp_path / mode, data=data)
         out[mode] = runner.run()

@@ -80,15 +80,20 @@ def test_fingerprints_follow_their_definitions() -> None:
     assert fams["root_loss"].side == 1 and fams["cosine"].side == 1
 
 
-def test_outlier_scores_are_the_robust_z_of_the_summed_squared_family_scores() -> None:
+def test_outlier_scores_are_the_robust_z_of_the_cube_root_of_the_summed_squares() -> None:
+    """Wilson-Hilferty: S = Σ z² is about χ²_F, S^(1/3) nearly normal; scored by its robust z,
+    with a spread never below F^(1/3)·√(2 / 9F)."""
     x = honest()
     fams = fingerprints(x, x.median(dim=0).values, SIZES)
     per = family_scores(fams)
-    s = (per**2).sum(dim=1)
-    spread = max(float((s - s.median()).abs().median()) * MAD_SCALE, (2 * per.shape[1]) ** 0.5)
-    assert torch.allclose(outlier_scores(fams), ((s - s.median()) / spread).clamp_min(0))
-    assert float(outlier_scores(fams).max()) < 2.0
-    # a tight round: the spread never drops below √(2F), the χ² spread of ordinary rows
+    f = per.shape[1]
+    root = ((per**2).sum(dim=1)) ** (1 / 3)
+    med = root.median()
+    floor = f ** (1 / 3) * (2 / (9 * f)) ** 0.5
+    spread = max(float((root - med).abs().median()) * MAD_SCALE, floor)
+    assert torch.allclose(outlier_scores(fams), ((root - med) / spread).clamp_min(0))
+    assert float(outlier_scores(fams).max()) < 2.5
+    # a tight round: the spread never drops below the floor
     same = fingerprints(torch.ones(6, P, dtype=torch.float64), torch.ones(P), SIZES)
     assert torch.equal(outlier_scores(same), torch.zeros(6, dtype=torch.float64))
 

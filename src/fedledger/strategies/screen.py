@@ -167,21 +167,22 @@ def family_scores(families: dict[str, Family]) -> torch.Tensor:
 
 
 def outlier_scores(families: dict[str, Family]) -> torch.Tensor:
-    """Unsupervised outlier score of every row, in two stages: ``S_i = Σ_f z_if²`` over the
-    family scores (:func:`family_scores`; a diagonal Mahalanobis distance), then the robust
-    z-score of ``S`` across the round (:func:`robust_z`, high side). An honest non-IID device
-    is unusual in one family at a time, a poisoned update in several at once; the second
-    stage calibrates the threshold to the round's own spread, never below the spread ``S``
-    has when every family score is ``|N(0, 1)|`` (χ² with F degrees of freedom: √(2F))."""
+    """Unsupervised outlier score of every row, in two stages. First ``S_i = Σ_f z_if²`` over
+    the family scores (:func:`family_scores`; a diagonal Mahalanobis distance); an honest
+    non-IID device is unusual in one family at a time, a poisoned update in several at once.
+    ``S`` is about χ² with one degree of freedom per family, so it is taken to the cube root,
+    which makes a χ² nearly normal (Wilson & Hilferty 1931), and scored by its robust z-score
+    across the round (:func:`robust_z`, high side): the threshold adapts to the round's own
+    spread, which is never taken below the cube root's spread for ordinary rows,
+    ``F^(1/3)·√(2 / 9F)``."""
     per_family = family_scores(families)
-    s = (per_family**2).sum(dim=1)
-    med = s.median()
-    spread = (s - med).abs().median() * MAD_SCALE
-    # each family score is about |N(0, 1)| for an ordinary update, so S is about χ² with one
-    # degree of freedom per family, whose standard deviation is √(2F): a round that happens
-    # to be tight (a small MAD) must not turn ordinary spread into outliers
-    floor = math.sqrt(2 * per_family.shape[1])
-    return ((s - med) / max(float(spread), floor)).clamp_min(0)
+    f = per_family.shape[1]
+    root: torch.Tensor = (per_family**2).sum(dim=1).clamp_min(0) ** (1.0 / 3.0)
+    med = root.median()
+    spread = (root - med).abs().median() * MAD_SCALE
+    floor = float(f) ** (1.0 / 3.0) * math.sqrt(2.0 / (9.0 * f))
+    scores: torch.Tensor = ((root - med) / max(float(spread), floor)).clamp_min(0)
+    return scores
 
 
 class AnomalyScreen(Strategy):
@@ -192,7 +193,7 @@ class AnomalyScreen(Strategy):
     direction of its output layer, and, when the validators hold root data, its effect on the
     root loss, which the engine or the enclave computes with :mod:`fedledger.fl.probe`), and
     an unsupervised outlier score (:func:`outlier_scores`: robust z-scores per family, summed
-    in squares and calibrated on the round). Updates scoring above ``threshold`` are
+    in squares, cube-rooted and calibrated on the round). Updates scoring above ``threshold`` are
     flagged: excluded this round and reported (:attr:`flagged`); so are non-finite ones.
 
     The rest are averaged with weights ``n_samples · reputation``. A device's reputation
