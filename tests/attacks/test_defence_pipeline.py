@@ -134,3 +134,32 @@ def test_screening_in_the_enclave_matches_plain_and_audits(tmp_path: Path, ledge
     report = audit_run(tmp_path / "enclave")
     failed = {c.name for c in report.checks if not c.ok}
     assert {"votes", "secure"} <= failed
+
+
+def test_root_loss_increase_is_the_loss_change_of_each_update_alone() -> None:
+    """L(w + Δ_i) − L(w) on the root rows, one model evaluation per update."""
+    from fedledger.fl.probe import root_loss_increase
+
+    cfg = load_config(None, [*BASE, "strategy.name=screen", "strategy.root_samples=40"])
+    sim = build_simulation(cfg, data=make_dataset(n_clients=6, n_classes=3))
+    x, y = sim.root_data()
+    assert len(y) == 40
+    local = sim.train_devices(1)
+    got = root_loss_increase(
+        sim.model, sim.layout, sim.task, sim.global_params, local.updates, x, y
+    )
+
+    def loss(params: torch.Tensor) -> float:
+        sim.layout.load_into(sim.model, params)
+        with torch.no_grad():
+            out = sim.model(x)
+        return float(torch.nn.functional.cross_entropy(out.double(), y))
+
+    base = loss(sim.global_params)
+    want = torch.tensor([loss(sim.global_params + u) - base for u in local.updates])
+    assert torch.allclose(got, want.double(), atol=1e-5)
+    bad = local.updates.clone()
+    bad[0] = float("nan")
+    assert torch.isinf(
+        root_loss_increase(sim.model, sim.layout, sim.task, sim.global_params, bad, x, y)[0]
+    )
