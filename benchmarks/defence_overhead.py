@@ -34,15 +34,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from _provenance import code_state
+from _runs import median_excl_first, run
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_NPZ = HERE.parent.parent / "shared" / "bench" / "w1_nslkdd.npz"
@@ -60,28 +58,6 @@ STRATEGIES = (
 BASELINE = "fedavg"
 SECURITY = ("none", "enclave")
 PHASE_ORDER = ("setup", "train", "aggregate", "evaluate")
-
-
-def fedledger() -> list[str]:
-    script = Path(sys.executable).with_name("fedledger")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "fedledger"]
-
-
-def run(args: list[str], out: Path) -> tuple[list[dict[str, Any]], float]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [*fedledger(), "run", *args, "--out", str(out)]
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return records, wall
-
-
-def median_excl_first(records: list[dict[str, Any]]) -> float:
-    seconds = [r["seconds"] for r in records[1:]] or [records[0]["seconds"]]
-    return float(statistics.median(seconds))
 
 
 def config_args(strategy: str, security: str) -> list[str]:

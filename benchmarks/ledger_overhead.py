@@ -21,36 +21,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from _runs import median_excl_first, run
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_NPZ = HERE.parent.parent / "shared" / "bench" / "w1_nslkdd.npz"
 RESULTS = HERE / "results"
 PHASES = ("fetch", "train", "sign", "validate", "network", "chain", "evaluate", "records")
-
-
-def fedledger() -> list[str]:
-    script = Path(sys.executable).with_name("fedledger")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "fedledger"]
-
-
-def run(args: list[str], out: Path) -> list[dict[str, Any]]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [*fedledger(), "run", *args, "--out", str(out)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-def median_excl_first(records: list[dict[str, Any]]) -> float:
-    seconds = [r["seconds"] for r in records[1:]] or [records[0]["seconds"]]
-    return statistics.median(seconds)
 
 
 def part_w1(npz: Path, rounds: int, repeats: int, stamp: Path) -> dict[str, Any]:
@@ -66,7 +46,7 @@ def part_w1(npz: Path, rounds: int, repeats: int, stamp: Path) -> dict[str, Any]
     accuracy: dict[str, float] = {}
     for rep in range(repeats):
         for backend in ("none", "embedded"):
-            records = run(
+            records, _ = run(
                 [*base, "--set", f"ledger.backend={backend}"], stamp / f"w1-{backend}-{rep}"
             )
             per[backend].append(median_excl_first(records))
@@ -92,7 +72,7 @@ def part_devices(devices: list[int], stamp: Path) -> list[dict[str, Any]]:
     rows = []
     for n in devices:
         out = stamp / f"devices-{n}"
-        records = run(
+        records, _ = run(
             [
                 "--set",
                 f"data.clients={n}",
