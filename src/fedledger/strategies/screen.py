@@ -20,10 +20,12 @@ __all__ = [
     "fingerprints",
     "outlier_scores",
     "robust_z",
+    "shortest_half",
 ]
 
 MAD_SCALE = 1.4826
-"""``1.4826 · MAD`` estimates σ for normally distributed values."""
+"""For normally distributed values ``1.4826 · MAD``, and ``1.4826 ·`` the half-width of the
+shortest half, estimate σ (both are 0.6745 σ)."""
 
 FINGERPRINTS = (
     "norm",
@@ -65,7 +67,7 @@ def _cosine(x: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
 
 def _angle(x: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     """The angle to ``centre`` in radians (π/2 for a zero vector). Angles, unlike cosines near
-    1, spread evenly enough for a median/MAD scale: updates close to the centre differ by a
+    1, spread evenly enough for a robust scale: updates close to the centre differ by a
     few hundredths of cosine but by whole degrees."""
     return torch.arccos(_cosine(x, centre).clamp(-1.0, 1.0))
 
@@ -141,16 +143,41 @@ def fingerprints(
     return families
 
 
+def shortest_half(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Location and scale of every column of ``values`` ``[K, m]`` from its shortest half
+    (Rousseeuw 1984, "Least median of squares regression"; Rousseeuw & Leroy 1988, "A robust
+    scale estimator based on the shortest half"): the narrowest interval holding
+    ``h = ⌊K/2⌋ + 1`` of the column's values (the lowest one where several are equally
+    narrow), its midpoint as the location (the LMS location) and ``1.4826 · (1 + 5/(K − 1))``
+    times its half-width as the scale (consistent for normal data, with the authors'
+    small-sample factor).
+
+    Like the median and the MAD it tolerates almost half the rows being outliers, but it is
+    far less dragged by them when they all lie on one side, as a coordinated attack's do:
+    with 30% of the rows shifted the median moves towards them and the MAD widens, which
+    hides the very rows that moved; the shortest half stays on the honest majority.
+    """
+    k = values.shape[0]
+    h = k // 2 + 1
+    ordered = values.sort(dim=0).values
+    widths = ordered[h - 1 :] - ordered[: k - h + 1]
+    start = widths.argmin(dim=0, keepdim=True)
+    low = ordered.gather(0, start)[0]
+    high = ordered.gather(0, start + (h - 1))[0]
+    scale = MAD_SCALE * (1.0 + 5.0 / max(k - 1, 1)) * 0.5 * (high - low)
+    return 0.5 * (low + high), scale
+
+
 def robust_z(values: torch.Tensor, side: int) -> torch.Tensor:
-    """Robust z-scores of the columns of ``values`` ``[K, m]``: ``(x − median) / (1.4826 ·
-    MAD)`` (Hampel 1974; Rousseeuw & Croux 1993), counted only on the suspicious ``side`` and
-    clamped at 0. A column whose MAD is 0 uses the mean absolute deviation from the median,
-    and scores 0 if that is 0 too (every row agrees)."""
-    med = values.median(dim=0).values
-    dev = values - med
-    mad = dev.abs().median(dim=0).values * MAD_SCALE
+    """Robust z-scores of the columns of ``values`` ``[K, m]``: ``(x − location) / scale``
+    from the column's shortest half (:func:`shortest_half`), counted only on the suspicious
+    ``side`` and clamped at 0. A column whose shortest half has no width (more than half the
+    rows agree) uses the mean absolute deviation from that value, and scores 0 if that is 0
+    too (every row agrees)."""
+    loc, scale = shortest_half(values)
+    dev = values - loc
     fallback = dev.abs().mean(dim=0) * 1.2533  # σ from the mean absolute deviation
-    scale = torch.where(mad > 0, mad, fallback)
+    scale = torch.where(scale > 0, scale, fallback)
     z = torch.where(scale > 0, dev / scale.clamp_min(1e-300), torch.zeros_like(dev))
     oriented = z.abs() if side == 0 else z * side
     return oriented.clamp_min(0)
@@ -172,16 +199,15 @@ def outlier_scores(families: dict[str, Family]) -> torch.Tensor:
     non-IID device is unusual in one family at a time, a poisoned update in several at once.
     ``S`` is about χ² with one degree of freedom per family, so it is taken to the cube root,
     which makes a χ² nearly normal (Wilson & Hilferty 1931), and scored by its robust z-score
-    across the round (:func:`robust_z`, high side): the threshold adapts to the round's own
-    spread, which is never taken below the cube root's spread for ordinary rows,
-    ``F^(1/3)·√(2 / 9F)``."""
+    across the round (location and scale of its shortest half, :func:`shortest_half`, high
+    side): the threshold adapts to the round's own spread, which is never taken below the cube
+    root's spread for ordinary rows, ``F^(1/3)·√(2 / 9F)``."""
     per_family = family_scores(families)
     f = per_family.shape[1]
     root: torch.Tensor = (per_family**2).sum(dim=1).clamp_min(0) ** (1.0 / 3.0)
-    med = root.median()
-    spread = (root - med).abs().median() * MAD_SCALE
+    loc, spread = shortest_half(root[:, None])
     floor = float(f) ** (1.0 / 3.0) * math.sqrt(2.0 / (9.0 * f))
-    scores: torch.Tensor = ((root - med) / max(float(spread), floor)).clamp_min(0)
+    scores: torch.Tensor = ((root - loc[0]) / max(float(spread[0]), floor)).clamp_min(0)
     return scores
 
 
