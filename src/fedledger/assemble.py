@@ -18,6 +18,7 @@ from fedledger.fl.probe import choose_root_rows
 from fedledger.fl.run_folder import RunFolder
 from fedledger.fl.runner import Runner
 from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
+from fedledger.incentives import EXACT_LIMIT, VALUED
 from fedledger.models import MODELS, create_model
 from fedledger.strategies import STRATEGIES, create_strategy
 
@@ -78,7 +79,22 @@ def build_simulation(
         )
     malicious = choose_malicious(len(data.clients), config.attack.fraction, config.train.seed)
     sim.set_attack(attack, malicious if attack is not None else [], config.attack.start_round)
-    if strategy.needs_reference or strategy.needs_root_loss:
+    method = config.incentives.method
+    if method != "none":
+        if config.ledger.backend != "none" or config.security.secure_aggregation != "none":
+            raise ConfigError(
+                "incentives.method",
+                "contributions are measured on plain updates without a ledger for now; "
+                'set ledger.backend = "none" and security.secure_aggregation = "none"',
+            )
+        if method == "shapley" and max_round_devices(config, sim) > EXACT_LIMIT:
+            raise ConfigError(
+                "incentives.method",
+                f"exact Shapley needs 2^K model evaluations for K devices per round; at most "
+                f'{EXACT_LIMIT} (set train.clients_per_round, or use "gtg")',
+            )
+        sim.incentives = method
+    if strategy.needs_reference or strategy.needs_root_loss or method in VALUED:
         sim.root_rows = choose_root_rows(
             sim.train_rows, config.strategy.root_samples, config.train.seed
         )
@@ -93,6 +109,14 @@ def build_simulation(
         }
     sim.secure = build_secure(config, sim, spec)
     return sim
+
+
+def max_round_devices(config: Config, sim: Simulation) -> int:
+    """The most devices a round of ``sim`` trains (``train.clients_per_round``, capped by the
+    devices that have training rows)."""
+    eligible = sum(1 for rows in sim.train_rows if len(rows))
+    k = config.train.clients_per_round
+    return eligible if k == 0 else min(k, eligible)
 
 
 def build_secure(

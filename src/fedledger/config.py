@@ -312,6 +312,16 @@ class AttackConfig(_Section):
         return self
 
 
+class IncentivesConfig(_Section):
+    """``[incentives]``: measuring what each device contributed to each round."""
+
+    method: Literal["none", "data_size", "cosine", "loo", "gtg", "shapley"] = Field(
+        "none",
+        description="contribution measure: none, data_size, cosine (to the aggregate), loo "
+        "(leave one out), gtg (GTG-Shapley) or shapley (exact, at most 16 devices per round)",
+    )
+
+
 class Config(_Section):
     """The whole run configuration."""
 
@@ -322,6 +332,7 @@ class Config(_Section):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     attack: AttackConfig = Field(default_factory=AttackConfig)
+    incentives: IncentivesConfig = Field(default_factory=IncentivesConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -124,6 +124,17 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
+    contributions = summary.get("contributions")
+    if contributions is not None:
+        totals = sorted(contributions["totals"].items(), key=lambda kv: -kv[1])
+        top = ", ".join(f"device {d} {v:+.4f}" for d, v in totals[:3])
+        console.print(
+            f"contributions ({contributions['method']}, {contributions['evaluations']} model "
+            f"evaluations): highest {top}; {sum(v < 0 for _, v in totals)} of {len(totals)} "
+            f"devices below 0 (summary.json has every device)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if cfg.ledger.backend != "none":
         entries = [r.get("ledger", {}) for r in RunFolder(path).metrics()]
         finalised = sum(1 for led in entries if led.get("finalised"))

@@ -21,6 +21,7 @@ from fedledger.fl.plan import make_plan
 from fedledger.fl.probe import root_loss_increase
 from fedledger.fl.tasks import EvalData, Task
 from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
+from fedledger.incentives import RoundGame, contribution_scores
 from fedledger.strategies.base import RoundContext, Strategy
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ __all__ = [
 def round_rng(seed: int, round_number: int, *stream: int) -> np.random.Generator:
     """The generator for one purpose in one round: ``default_rng([seed, round, *stream])``.
 
-    Streams: ``0`` samples devices; ``1, d`` shuffles device ``d``'s rows. A resumed run, or an
-    outside reference loop, draws exactly the same numbers.
+    Streams: ``0`` samples devices; ``1, d`` shuffles device ``d``'s rows; ``12`` orders
+    GTG-Shapley's permutations. A resumed run, or an outside reference loop, draws exactly the
+    same numbers.
     """
     return np.random.default_rng([seed, round_number, *stream])
 
@@ -209,6 +211,8 @@ class Simulation:
         """The global model of the round before the current one (free riders replay it)."""
         self.root_rows: np.ndarray | None = None
         """Training rows of the clean root dataset the validators hold (FLTrust), if any."""
+        self.incentives = "none"
+        """How each round's contributions are measured (``incentives.method``)."""
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -388,6 +392,9 @@ class Simulation:
         if secure is not None:
             metrics["secure"] = secure
         metrics.update(self.screening(round_number, local.devices, flagged))
+        if self.incentives != "none":
+            assert self.previous_params is not None
+            metrics["contribution"] = self.contributions(round_number, local, self.previous_params)
         t3 = time.perf_counter()
         return RoundResult(
             round=round_number,
@@ -402,6 +409,41 @@ class Simulation:
                 "evaluate": t3 - t2,
             },
         )
+
+    def root_quality(self, params: torch.Tensor) -> float:
+        """Minus the mean loss of ``params`` on the validators' root rows (higher is better)."""
+        x, y = self.root_data()
+        self.layout.load_into(self.model, params)
+        self.model.eval()
+        with torch.no_grad():
+            loss = self.task.per_sample_loss(self.model(x), x, y).to(torch.float64).mean()
+        value = float(loss)
+        return -value if np.isfinite(value) else -float("inf")
+
+    def contributions(
+        self, round_number: int, local: LocalUpdates, base: torch.Tensor
+    ) -> dict[str, Any]:
+        """The round's ``contribution`` metrics entry: every device's score under
+        ``incentives.method`` (:mod:`fedledger.incentives`), on the coalition game whose value
+        is :meth:`root_quality`, and the model evaluations that took."""
+        game = RoundGame(
+            base=base,
+            updates=local.updates,
+            weights=local.weights,
+            aggregate=self.global_params - base,
+            quality=self.root_quality,
+            rng=round_rng(self.train_cfg.seed, round_number, 12),
+        )
+        result = contribution_scores(self.incentives, game)
+        self.layout.load_into(self.model, self.global_params)
+        return {
+            "method": self.incentives,
+            "scores": {
+                str(d): round(float(v), 9)
+                for d, v in sorted(zip(local.order, result.scores, strict=True))
+            },
+            "evaluations": result.evaluations,
+        }
 
     def screening(
         self, round_number: int, devices: list[int], flagged: list[int]

@@ -144,6 +144,28 @@ class Runner:
         )
         return {} if summary is None else {"detection": summary}
 
+    def contributions(self) -> dict[str, Any]:
+        """The run's ``contributions`` entry: every device's scores summed over the rounds'
+        ``contribution`` metrics, and the model evaluations they took."""
+        if self.sim.incentives == "none":
+            return {}
+        totals: dict[int, float] = {}
+        evaluations = 0
+        for rec in self.folder.metrics():
+            entry = rec.get("contribution")
+            if entry is None:
+                continue
+            evaluations += int(entry["evaluations"])
+            for d, score in entry["scores"].items():
+                totals[int(d)] = totals.get(int(d), 0.0) + float(score)
+        return {
+            "contributions": {
+                "method": self.sim.incentives,
+                "totals": {str(d): round(v, 9) for d, v in sorted(totals.items())},
+                "evaluations": evaluations,
+            }
+        }
+
     def finish(self, last: dict[str, Any]) -> dict[str, Any]:
         """Write the final model and ``summary.json``; return the summary."""
         sim = self.sim
@@ -166,6 +188,7 @@ class Runner:
             "parameters": sim.layout.total,
             "final": {k: v for k, v in last.items() if k not in ("per_class", "confusion")},
             **self.detection(),
+            **self.contributions(),
             "model_sha256": digest,
             "seconds_total": round(self.folder.total_seconds(), 3),
             "torch": torch.__version__,

@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+from fedledger.report.contribution_plot import plot_contributions
 from fedledger.report.metrics import binary_detection_metrics, classification_metrics
 from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds, plot_screen
 from fedledger.report.run_files import read_config, read_devices, read_metrics, read_summary
@@ -22,6 +23,7 @@ __all__ = [
     "binary_detection_metrics",
     "classification_metrics",
     "plot_confusion",
+    "plot_contributions",
     "plot_devices",
     "plot_rounds",
     "plot_screen",

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fedledger.report._contributions import contribution_section
 from fedledger.report._sections import (
     config_section,
     devices_section,
@@ -18,6 +19,7 @@ from fedledger.report._sections import (
     screen_section,
     secure_section,
 )
+from fedledger.report.contribution_plot import plot_contributions
 from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds, plot_screen
 from fedledger.report.run_files import (
     MODEL_FILE,
@@ -41,10 +43,11 @@ def write_report(run_dir: Path) -> Path:
     The report has a title, the dataset (with a note when the data are synthetic), the final
     metrics, a table and plot of the metrics per round, the ledger and secure aggregation when
     the run used them, the devices a screening strategy flagged (with how well it found the
-    malicious ones when an attack ran), per-class scores with the confusion matrix, a device
-    summary, the model file with its sha256 (checked against ``model.sha256`` and
-    ``summary.json``) and the resolved configuration. Images are linked relatively, so the
-    folder can be moved or published as it is.
+    malicious ones when an attack ran), each device's contribution when ``incentives.method``
+    scored them, per-class scores with the confusion matrix, a device summary, the model file
+    with its sha256 (checked against ``model.sha256`` and ``summary.json``) and the resolved
+    configuration. Images are linked relatively, so the folder can be moved or published as
+    it is.
 
     A run that is still going or was stopped is reported as far as it got: only
     ``metrics.jsonl`` is required, and sections whose files are missing say so.
@@ -89,6 +92,10 @@ def write_report(run_dir: Path) -> Path:
     if any(isinstance(r.get("screen"), dict) for r in records):
         plot_screen(records, devices, plots / "screen.png")
         screen_plot = f"{PLOTS_DIR}/screen.png"
+    contribution_plot = None
+    if any(isinstance(r.get("contribution"), dict) for r in records):
+        plot_contributions(records, devices, plots / "contributions.png")
+        contribution_plot = f"{PLOTS_DIR}/contributions.png"
     devices_plot = None
     if devices:
         plot_devices(devices, plots / "devices.png")
@@ -103,6 +110,7 @@ def write_report(run_dir: Path) -> Path:
         *ledger_section(records),
         *secure_section(records),
         *screen_section(records, summary, devices, _strategy(config), screen_plot),
+        *contribution_section(records, summary, devices, contribution_plot),
         *per_class_section(final, round_label, confusion_plot),
         *devices_section(devices, devices_plot),
         *model_section(MODEL_FILE, _size(model), model_digest(folder), recorded),
