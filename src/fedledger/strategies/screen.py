@@ -23,6 +23,10 @@ __all__ = [
     "shortest_half",
 ]
 
+TIE = 1e-9
+"""Relative difference below which two windows of :func:`shortest_half` count as equally
+narrow."""
+
 MAD_SCALE = 1.4826
 """For normally distributed values ``1.4826 · MAD``, and ``1.4826 ·`` the half-width of the
 shortest half, estimate σ (both are 0.6745 σ)."""
@@ -161,7 +165,10 @@ def shortest_half(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     h = k // 2 + 1
     ordered = values.sort(dim=0).values
     widths = ordered[h - 1 :] - ordered[: k - h + 1]
-    start = widths.argmin(dim=0, keepdim=True)
+    # the lowest of the narrowest; "equally narrow" up to rounding, so that scaling every
+    # value by one factor (which rounds each width differently) never changes the choice
+    near = widths <= widths.min(dim=0, keepdim=True).values * (1.0 + TIE)
+    start = near.to(torch.int8).argmax(dim=0, keepdim=True)
     low = ordered.gather(0, start)[0]
     high = ordered.gather(0, start + (h - 1))[0]
     scale = MAD_SCALE * (1.0 + 5.0 / max(k - 1, 1)) * 0.5 * (high - low)
