@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fedledger.config import StrategyConfig
@@ -226,6 +226,7 @@ def test_state_round_trips_and_bad_parameters_are_refused() -> None:
     seed=st.integers(0, 10_000),
     scale=st.floats(0.1, 100.0),
 )
+@example(k=3, seed=228, scale=69.22104626892404)  # rounding once flipped the shortest half
 def test_scores_do_not_depend_on_the_scale_or_order_of_the_round(
     k: int, seed: int, scale: float
 ) -> None:
