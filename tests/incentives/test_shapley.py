@@ -126,19 +126,23 @@ def test_gtg_leads_with_every_device_in_turn() -> None:
         assert k % 7 in pair
 
 
-@settings(max_examples=20, deadline=None)
-@given(st.integers(0, 2**31 - 1))
-def test_gtg_estimates_the_exact_values(seed: int) -> None:
-    """On a smooth 9-player game (how close the coalition's mean lands to a target) a generous
-    budget lands close to the exact values."""
-    rng = np.random.default_rng(seed)
-    points = rng.normal(0, 1, (9, 3)) * rng.uniform(0.2, 3, (9, 1))
+def test_gtg_estimates_converge_on_the_exact_values() -> None:
+    """On smooth 9-player games (how close the coalition's mean lands to a target), fixed seeds
+    so the Monte-Carlo test cannot flake: a generous budget lands within 10% of the exact
+    values on average, and always closer than the default budget does."""
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        points = rng.normal(0, 1, (9, 3)) * rng.uniform(0.2, 3, (9, 1))
 
-    def value(s: frozenset[int]) -> float:
-        centre = points[sorted(s)].mean(axis=0) if s else np.full(3, 5.0)
-        return -float(np.sum(centre**2))
+        def value(s: frozenset[int], points: np.ndarray = points) -> float:
+            centre = points[sorted(s)].mean(axis=0) if s else np.full(3, 5.0)
+            return -float(np.sum(centre**2))
 
-    exact = exact_shapley(9, CoalitionValue(value))
-    cfg = GtgSettings(evaluations_per_device=40.0)
-    est = gtg_shapley(9, CoalitionValue(value), np.random.default_rng(seed), cfg)
-    assert np.abs(est - exact).max() <= 0.15 * np.abs(exact).max()
+        exact = exact_shapley(9, CoalitionValue(value))
+        errors = []
+        for per_device in (6.0, 40.0):
+            cfg = GtgSettings(evaluations_per_device=per_device)
+            est = gtg_shapley(9, CoalitionValue(value), np.random.default_rng(seed), cfg)
+            errors.append(np.abs(est - exact).mean() / np.abs(exact).mean())
+        assert errors[1] <= 0.1, seed
+        assert errors[1] < errors[0], seed
