@@ -141,3 +141,18 @@ def test_a_run_without_incentives_has_no_contributions(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "contributions" not in json.loads((tmp_path / "summary.json").read_text())
     assert "contribution" not in (tmp_path / "metrics.jsonl").read_text()
+
+
+def test_a_diverging_update_gets_finite_scores(tmp_path: Path) -> None:
+    """A scaled-up update can make a coalition's root loss overflow; the capped loss keeps
+    every score finite, and the diverging device scores lowest."""
+    extra = [
+        "--set", "attack.name=scaling", "--set", "attack.fraction=0.25",
+        "--set", "attack.scale=1e30", "--set", "train.rounds=1",
+    ]  # fmt: skip
+    summary = run(tmp_path, "shapley", *extra)
+    totals = summary["contributions"]["totals"]
+    assert all(np.isfinite(v) for v in totals.values())
+    devices = json.loads((tmp_path / "devices.json").read_text())["devices"]
+    bad = [str(i) for i, d in enumerate(devices) if d["role"] == "malicious"]
+    assert bad and max(totals[d] for d in bad) < min(v for d, v in totals.items() if d not in bad)

@@ -39,6 +39,10 @@ __all__ = [
 ]
 
 
+LOSS_CAP = 1e6
+"""The largest root loss a contribution game counts (see :meth:`Simulation.root_quality`)."""
+
+
 def round_rng(seed: int, round_number: int, *stream: int) -> np.random.Generator:
     """The generator for one purpose in one round: ``default_rng([seed, round, *stream])``.
 
@@ -411,14 +415,15 @@ class Simulation:
         )
 
     def root_quality(self, params: torch.Tensor) -> float:
-        """Minus the mean loss of ``params`` on the validators' root rows (higher is better)."""
+        """Minus the mean loss of ``params`` on the validators' root rows (higher is better),
+        the loss capped at :data:`LOSS_CAP` (also for a non-finite loss, so that a coalition
+        holding a diverging update still has a value to subtract)."""
         x, y = self.root_data()
         self.layout.load_into(self.model, params)
         self.model.eval()
         with torch.no_grad():
-            loss = self.task.per_sample_loss(self.model(x), x, y).to(torch.float64).mean()
-        value = float(loss)
-        return -value if np.isfinite(value) else -float("inf")
+            loss = float(self.task.per_sample_loss(self.model(x), x, y).to(torch.float64).mean())
+        return -min(loss, LOSS_CAP) if np.isfinite(loss) else -LOSS_CAP
 
     def contributions(
         self, round_number: int, local: LocalUpdates, base: torch.Tensor
