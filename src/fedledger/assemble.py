@@ -13,11 +13,12 @@ from fedledger.attacks import ATTACKS, choose_malicious, create_attack
 from fedledger.config import Config, dump_config
 from fedledger.data import DATASETS, FederatedDataset, build_federated
 from fedledger.errors import ConfigError
-from fedledger.fl.engine import Simulation, make_trainer
+from fedledger.fl.engine import Simulation
 from fedledger.fl.probe import choose_root_rows
 from fedledger.fl.run_folder import RunFolder
 from fedledger.fl.runner import Runner
 from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
+from fedledger.fl.trainer_choice import make_trainer
 from fedledger.incentives import EXACT_LIMIT, VALUED
 from fedledger.models import MODELS, create_model
 from fedledger.strategies import STRATEGIES, create_strategy

@@ -19,7 +19,8 @@ from fedledger.attacks.alie import z_max
 from fedledger.attacks.min_max import search_gamma
 from fedledger.config import load_config
 from fedledger.errors import ConfigError, FedledgerError
-from fedledger.fl.engine import LocalUpdates, Simulation
+from fedledger.fl.engine import Simulation
+from fedledger.fl.round_data import LocalUpdates
 from tests.conftest import make_dataset
 
 BASE = ["ledger.backend=none", "train.lr=0.1", "train.batch_size=8", "model.hidden=[16]"]

@@ -34,7 +34,7 @@ _LAZY = {
     "LocalTrainer": "fedledger.fl.trainers",
     "ParamLayout": "fedledger.fl.params",
     "ReconstructionTask": "fedledger.fl.tasks",
-    "RoundResult": "fedledger.fl.engine",
+    "RoundResult": "fedledger.fl.round_data",
     "RunFolder": "fedledger.fl.run_folder",
     "Runner": "fedledger.fl.runner",
     "SequentialTrainer": "fedledger.fl.trainers",
@@ -43,7 +43,7 @@ _LAZY = {
     "Task": "fedledger.fl.tasks",
     "VmapTrainer": "fedledger.fl.batched",
     "make_plan": "fedledger.fl.plan",
-    "make_trainer": "fedledger.fl.engine",
+    "make_trainer": "fedledger.fl.trainer_choice",
     "stackable": "fedledger.fl.batched",
 }
 

@@ -177,8 +177,9 @@ class VmapTrainer(BatchedTrainer):
     """``torch.func.vmap(grad(functional_call))`` over stacked parameters: any vmappable model.
 
     Models whose forward updates buffers (batch normalisation in training mode) or calls
-    operations without a batching rule cannot use it; :func:`fedledger.fl.engine.make_trainer`
-    refuses them for ``train.engine = "batched"``.
+    operations without a batching rule cannot use it;
+    :func:`fedledger.fl.trainer_choice.make_trainer` refuses them for
+    ``train.engine = "batched"``.
     """
 
     name = "vmap"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,144 +13,27 @@ from fedledger.attacks.base import AttackContext
 from fedledger.config import TrainConfig
 from fedledger.data.types import FederatedDataset
 from fedledger.errors import ModelError
-from fedledger.fl.batched import StackedTrainer, VmapTrainer, stackable
+from fedledger.fl.contribution_game import round_contributions
 from fedledger.fl.detection import detection_counts
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.plan import make_plan
 from fedledger.fl.probe import root_loss_increase
+from fedledger.fl.round_data import (
+    LocalUpdates,
+    RoundDriver,
+    RoundResult,
+    round_rng,
+    secure_summary,
+)
 from fedledger.fl.tasks import EvalData, Task
-from fedledger.fl.trainers import LocalTrainer, SequentialTrainer
-from fedledger.incentives import RoundGame, contribution_scores
+from fedledger.fl.trainers import LocalTrainer
 from fedledger.strategies.base import RoundContext, Strategy
 
 if TYPE_CHECKING:
     from fedledger.attacks.base import Attack
     from fedledger.fl.secure.base import RoundInputs, SecureAggregator, SecureOutcome
 
-__all__ = [
-    "LocalUpdates",
-    "RoundDriver",
-    "RoundResult",
-    "Simulation",
-    "make_trainer",
-    "round_rng",
-    "secure_summary",
-]
-
-
-LOSS_CAP = 1e6
-"""The largest root loss a contribution game counts (see :meth:`Simulation.root_quality`)."""
-
-
-def round_rng(seed: int, round_number: int, *stream: int) -> np.random.Generator:
-    """The generator for one purpose in one round: ``default_rng([seed, round, *stream])``.
-
-    Streams: ``0`` samples devices; ``1, d`` shuffles device ``d``'s rows; ``12`` orders
-    GTG-Shapley's permutations. A resumed run, or an outside reference loop, draws exactly the
-    same numbers.
-    """
-    return np.random.default_rng([seed, round_number, *stream])
-
-
-def _vmap_works(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) -> bool:
-    """True if one vmapped gradient step runs on ``model`` (and no buffers need updating)."""
-    if any(True for _ in model.buffers()):
-        return False
-    trainer = VmapTrainer(model, task)
-    probe = {n: p.detach().unsqueeze(0) for n, p in model.named_parameters() if p.requires_grad}
-    try:
-        trainer.grads(probe, x[:2].unsqueeze(0), y[:2].unsqueeze(0), torch.ones(1, 2))
-    except Exception:  # any failure to batch means: train one device at a time
-        return False
-    return True
-
-
-def make_trainer(
-    engine: str, model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor
-) -> LocalTrainer:
-    """Pick the trainer for ``model``; the choice depends only on the config and the model.
-
-    ``auto``: the stacked trainer for stacks of linear layers, else sequential. ``batched``:
-    stacked, else ``torch.func.vmap`` (fails if the model cannot be batched). On CPU, vmapped
-    convolutions become grouped convolutions and are slower than the sequential loop (7.0 vs
-    5.0 s per MNIST CNN round here), so ``auto`` does not pick vmap.
-    """
-    if engine == "sequential":
-        return SequentialTrainer(model, task)
-    if stackable(model):
-        return StackedTrainer(model, task)
-    if engine == "auto":
-        return SequentialTrainer(model, task)
-    if _vmap_works(model, task, x, y):
-        return VmapTrainer(model, task)
-    raise ModelError(
-        f"{type(model).__name__} cannot be trained with torch.func.vmap (batch norm or an "
-        f'unbatchable operation); set train.engine = "sequential" or "auto"'
-    )
-
-
-class RoundDriver(Protocol):
-    """Runs a round of a simulation its own way (the ledger protocol does)."""
-
-    def run_round(self, sim: Simulation, round_number: int) -> RoundResult: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass
-class LocalUpdates:
-    """What the devices of one round produced, before aggregation.
-
-    Attributes
-    ----------
-    devices
-        The sampled devices, sorted.
-    order
-        Device index of each row of ``updates`` (the trainer's order).
-    updates
-        ``[K, P]`` deltas ``local − global``.
-    weights
-        ``[K]`` sample counts, in ``order``.
-    seconds
-        Wall time of sampling and training.
-    sybils
-        Copies of malicious updates sent under forged identities (the Sybil attack): the
-        device each copies, and the row.
-    """
-
-    devices: list[int]
-    order: list[int]
-    updates: torch.Tensor
-    weights: torch.Tensor
-    seconds: float
-    sybils: list[tuple[int, torch.Tensor]] = field(default_factory=list)
-
-    def with_sybils(self) -> LocalUpdates:
-        """The rows with the Sybil clones appended (device ``-1``: nobody registered them),
-        each weighted like the device it copies — what an aggregator that checks no identity
-        receives."""
-        if not self.sybils:
-            return self
-        weight = {d: self.weights[k] for k, d in enumerate(self.order)}
-        return LocalUpdates(
-            devices=self.devices,
-            order=[*self.order, *(-1 for _ in self.sybils)],
-            updates=torch.cat([self.updates, torch.stack([row for _, row in self.sybils])]),
-            weights=torch.cat([self.weights, torch.stack([weight[d] for d, _ in self.sybils])]),
-            seconds=self.seconds,
-        )
-
-
-@dataclass
-class RoundResult:
-    """What one round produced."""
-
-    round: int
-    global_params: torch.Tensor
-    devices: list[int]
-    metrics: dict[str, Any]
-    seconds: float
-    timings: dict[str, float] = field(default_factory=dict)
+__all__ = ["Simulation"]
 
 
 class Simulation:
@@ -397,8 +279,7 @@ class Simulation:
             metrics["secure"] = secure
         metrics.update(self.screening(round_number, local.devices, flagged))
         if self.incentives != "none":
-            assert self.previous_params is not None
-            metrics["contribution"] = self.contributions(round_number, local, self.previous_params)
+            metrics["contribution"] = round_contributions(self, round_number, local)
         t3 = time.perf_counter()
         return RoundResult(
             round=round_number,
@@ -413,42 +294,6 @@ class Simulation:
                 "evaluate": t3 - t2,
             },
         )
-
-    def root_quality(self, params: torch.Tensor) -> float:
-        """Minus the mean loss of ``params`` on the validators' root rows (higher is better),
-        the loss capped at :data:`LOSS_CAP` (also for a non-finite loss, so that a coalition
-        holding a diverging update still has a value to subtract)."""
-        x, y = self.root_data()
-        self.layout.load_into(self.model, params)
-        self.model.eval()
-        with torch.no_grad():
-            loss = float(self.task.per_sample_loss(self.model(x), x, y).to(torch.float64).mean())
-        return -min(loss, LOSS_CAP) if np.isfinite(loss) else -LOSS_CAP
-
-    def contributions(
-        self, round_number: int, local: LocalUpdates, base: torch.Tensor
-    ) -> dict[str, Any]:
-        """The round's ``contribution`` metrics entry: every device's score under
-        ``incentives.method`` (:mod:`fedledger.incentives`), on the coalition game whose value
-        is :meth:`root_quality`, and the model evaluations that took."""
-        game = RoundGame(
-            base=base,
-            updates=local.updates,
-            weights=local.weights,
-            aggregate=self.global_params - base,
-            quality=self.root_quality,
-            rng=round_rng(self.train_cfg.seed, round_number, 12),
-        )
-        result = contribution_scores(self.incentives, game)
-        self.layout.load_into(self.model, self.global_params)
-        return {
-            "method": self.incentives,
-            "scores": {
-                str(d): round(float(v), 9)
-                for d, v in sorted(zip(local.order, result.scores, strict=True))
-            },
-            "evaluations": result.evaluations,
-        }
 
     def screening(
         self, round_number: int, devices: list[int], flagged: list[int]
@@ -504,17 +349,3 @@ class Simulation:
         finally:
             if self.secure is not None:
                 self.secure.close()
-
-
-def secure_summary(mode: str, outcome: SecureOutcome) -> dict[str, Any]:
-    """The per-round ``secure`` entry of ``metrics.jsonl``: mode, counts, refusal reasons."""
-    reasons: dict[str, int] = {}
-    for reason in outcome.rejected.values():
-        reasons[reason] = reasons.get(reason, 0) + 1
-    small = {k: v for k, v in outcome.evidence.items() if isinstance(v, int)}
-    return {
-        "mode": mode,
-        "aggregated": len(outcome.accepted),
-        "refused": dict(sorted(reasons.items())),
-        **small,
-    }

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from fedledger.errors import FedledgerError
-from fedledger.fl.engine import LocalUpdates, Simulation
+from fedledger.fl.engine import Simulation
 from fedledger.fl.network import Participants, device_nonce
+from fedledger.fl.round_data import LocalUpdates
 from fedledger.security.envelope import seal_envelope
 from fedledger.security.identity import derive_identity
 from fedledger.security.payload import encode_f32

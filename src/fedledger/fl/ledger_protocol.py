@@ -38,7 +38,7 @@ import torch
 
 from fedledger.config import LedgerConfig
 from fedledger.errors import ModelFidelityError
-from fedledger.fl.engine import RoundResult, Simulation, secure_summary
+from fedledger.fl.engine import Simulation
 from fedledger.fl.gate import round_outcome
 from fedledger.fl.ledger_envelopes import (
     accepted_updates,
@@ -66,6 +66,7 @@ from fedledger.fl.ledger_validation import (
     split_validation,
 )
 from fedledger.fl.network import Participants
+from fedledger.fl.round_data import RoundResult, secure_summary
 from fedledger.fl.secure.base import Submission
 from fedledger.fl.validator import Validator
 from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tensors

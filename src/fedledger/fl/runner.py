@@ -10,7 +10,8 @@ import torch
 
 from fedledger.errors import CheckpointError, ConfigError, FedledgerError
 from fedledger.fl.detection import detection_summary
-from fedledger.fl.engine import RoundResult, Simulation
+from fedledger.fl.engine import Simulation
+from fedledger.fl.round_data import RoundResult
 from fedledger.fl.run_folder import RunFolder
 
 __all__ = ["RoundListener", "Runner", "round_record"]
