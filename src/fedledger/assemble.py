@@ -19,7 +19,7 @@ from fedledger.fl.run_folder import RunFolder
 from fedledger.fl.runner import Runner
 from fedledger.fl.tasks import ClassificationTask, ReconstructionTask, Task
 from fedledger.fl.trainer_choice import make_trainer
-from fedledger.incentives import EXACT_LIMIT, VALUED
+from fedledger.incentives import EXACT_LIMIT, RewardBook, RewardSettings
 from fedledger.models import MODELS, create_model
 from fedledger.strategies import STRATEGIES, create_strategy
 
@@ -80,13 +80,14 @@ def build_simulation(
         )
     malicious = choose_malicious(len(data.clients), config.attack.fraction, config.train.seed)
     sim.set_attack(attack, malicious if attack is not None else [], config.attack.start_round)
-    method = config.incentives.method
+    method = incentives_method(config)
     if method != "none":
-        if config.ledger.backend != "none" or config.security.secure_aggregation != "none":
+        if config.security.secure_aggregation != "none":
             raise ConfigError(
                 "incentives.method",
-                "contributions are measured on plain updates without a ledger for now; "
-                'set ledger.backend = "none" and security.secure_aggregation = "none"',
+                "contributions are measured on the devices' own updates, which "
+                f"secure_aggregation = {config.security.secure_aggregation!r} hides; set "
+                'incentives.method = "none" (or "auto")',
             )
         if method == "shapley" and max_round_devices(config, sim) > EXACT_LIMIT:
             raise ConfigError(
@@ -95,7 +96,18 @@ def build_simulation(
                 f'{EXACT_LIMIT} (set train.clients_per_round, or use "gtg")',
             )
         sim.incentives = method
-    if strategy.needs_reference or strategy.needs_root_loss or method in VALUED:
+        inc = config.incentives
+        sim.book = RewardBook(
+            len(data.clients),
+            RewardSettings(
+                pool=inc.pool,
+                stake=inc.stake,
+                penalty=inc.penalty,
+                participation_threshold=inc.participation_threshold,
+                reputation_floor=inc.reputation_floor,
+            ),
+        )
+    if strategy.needs_reference or strategy.needs_root_loss:
         sim.root_rows = choose_root_rows(
             sim.train_rows, config.strategy.root_samples, config.train.seed
         )
@@ -110,6 +122,15 @@ def build_simulation(
         }
     sim.secure = build_secure(config, sim, spec)
     return sim
+
+
+def incentives_method(config: Config) -> str:
+    """``incentives.method`` resolved: ``auto`` is GTG-Shapley on plain updates and ``none``
+    under secure aggregation, which hides the devices' own updates."""
+    method = config.incentives.method
+    if method == "auto":
+        return "gtg" if config.security.secure_aggregation == "none" else "none"
+    return method
 
 
 def max_round_devices(config: Config, sim: Simulation) -> int:

@@ -313,12 +313,38 @@ class AttackConfig(_Section):
 
 
 class IncentivesConfig(_Section):
-    """``[incentives]``: measuring what each device contributed to each round."""
+    """``[incentives]``: what each device contributed, and the tokens it earns or loses for it.
 
-    method: Literal["none", "data_size", "cosine", "loo", "gtg", "shapley"] = Field(
-        "none",
-        description="contribution measure: none, data_size, cosine (to the aggregate), loo "
-        "(leave one out), gtg (GTG-Shapley) or shapley (exact, at most 16 devices per round)",
+    Each round's ``pool`` is split among the devices whose update was aggregated, by their
+    positive contribution scores; caught free riders lose ``penalty`` of their ``stake`` and
+    reputation, and are excluded below ``reputation_floor``; devices that take part in fewer
+    than ``participation_threshold`` of the rounds they are selected for are not paid.
+    """
+
+    method: Literal["auto", "none", "data_size", "cosine", "loo", "gtg", "shapley"] = Field(
+        "auto",
+        description="contribution measure: auto (gtg on plain updates, none under secure "
+        "aggregation), none (no rewards), data_size, cosine (to the aggregate), loo (leave one "
+        "out), gtg (GTG-Shapley) or shapley (exact, at most 16 devices per round)",
+    )
+    pool: int = Field(1000, ge=0, description="tokens shared among a round's contributors")
+    stake: int = Field(100, ge=0, description="tokens staked for every device at registration")
+    penalty: int = Field(
+        10, ge=0, description="stake a caught free rider loses, each round it is caught"
+    )
+    participation_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of its selected rounds in which a device must send a useful update "
+        "to be paid",
+    )
+    reputation_floor: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="reputation (1 at the start, halved towards 0 each round a device is "
+        "caught free riding) below which a device is excluded",
     )
 
 

@@ -59,7 +59,15 @@ def test_ledger_show(run_dir: Path) -> None:
         len(r["votes"]) == 3 and all(v["agrees"] for v in r["votes"]) for r in shown["rounds"]
     )
     assert shown["members"]["device"] == 6 and shown["members"]["validator"] == 3
-    assert shown["balances"] == {} and shown["token"]["treasury"] == shown["token"]["total_supply"]
+    # every round's pool was paid out (GTG-Shapley by default) and every device staked
+    summary = json.loads((run_dir / "summary.json").read_text())
+    names = [f"device-{d:03d}" for d in range(6)]
+    assert shown["balances"] == {
+        names[int(d)]: v for d, v in summary["rewards"]["balances"].items() if v
+    }
+    assert sum(shown["balances"].values()) == 2 * summary["rewards"]["pool"]
+    assert shown["stakes"] == dict.fromkeys(names, 100)
+    assert shown["token"]["treasury"] == shown["token"]["total_supply"] - 2 * 1000 - 6 * 100
     code, output = invoke("ledger", "show", str(run_dir))
     assert code == 0 and "finalised" in output and "3/3" in output
 

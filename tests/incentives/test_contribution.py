@@ -43,7 +43,7 @@ def toy_game(seed: int = 0, k: int = 5) -> RoundGame:
 
 def test_the_registry_matches_the_config_choices() -> None:
     field = IncentivesConfig.model_fields["method"]
-    assert set(typing.get_args(field.annotation)) == {"none", *CONTRIBUTIONS}
+    assert set(typing.get_args(field.annotation)) == {"auto", "none", *CONTRIBUTIONS}
 
 
 def test_data_size_and_cosine_follow_their_definitions() -> None:
@@ -85,11 +85,15 @@ def test_shapley_and_gtg_play_the_coalition_game_of_fedavg() -> None:
         contribution_scores("nope", g)
 
 
-def test_contributions_refuse_a_ledger_and_too_many_devices_for_exact_shapley() -> None:
-    from fedledger.assemble import build_simulation
+def test_contributions_refuse_hidden_updates_and_too_many_devices_for_exact_shapley() -> None:
+    from fedledger.assemble import build_simulation, incentives_method
 
-    with pytest.raises(ConfigError, match=r"incentives\.method"):
-        build_simulation(load_config(None, ["incentives.method=gtg"]))
+    hidden = ["ledger.backend=none", "security.secure_aggregation=enclave"]
+    with pytest.raises(ConfigError, match=r"incentives\.method.*'enclave'"):
+        build_simulation(load_config(None, ["incentives.method=gtg", *hidden]))
+    # auto: GTG-Shapley on plain updates, nothing under secure aggregation
+    assert incentives_method(load_config(None, [])) == "gtg"
+    assert incentives_method(load_config(None, hidden)) == "none"
     cfg = load_config(None, ["incentives.method=shapley", "ledger.backend=none", "data.clients=17"])
     with pytest.raises(ConfigError, match="at most 16"):
         build_simulation(cfg)
@@ -136,7 +140,8 @@ def test_gtg_ranks_devices_as_exact_shapley_with_a_fifth_of_its_evaluations(
 
 
 def test_a_run_without_incentives_has_no_contributions(tmp_path: Path) -> None:
-    args = ["run", *SMALL, "--set", "train.rounds=2", "--out", str(tmp_path)]
+    args = ["run", *SMALL, "--set", "train.rounds=2", "--set", "incentives.method=none"]
+    args += ["--out", str(tmp_path)]
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
     assert "contributions" not in json.loads((tmp_path / "summary.json").read_text())

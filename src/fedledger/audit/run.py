@@ -12,7 +12,9 @@
    transcript, whose inputs are the committed envelopes and whose output is the finalised
    model; the simulated enclave is labelled as such), **models** (every finalised blob hashes
    to its digest; the final model is the last finalised one), **metrics** (``metrics.jsonl``
-   equals the pooled anchored evaluations) and **token** (conservation).
+   equals the pooled anchored evaluations) and **token** (conservation; every payout matches its
+   round's finalised rewards digest and the run's records; ``summary.json``'s balances and
+   stakes are the chain's).
 
 A run on an ``rpc`` ledger is checked against the node at its URL instead of a replay.
 """
@@ -124,6 +126,7 @@ def read_chain(client: LedgerReader) -> ChainView:
     view.total_supply = client.total_supply()
     view.balances = client.balances()
     view.stakes = client.stakes()
+    view.credits = client.credits()
     return view
 
 
@@ -173,7 +176,7 @@ def audit_run(run_dir: Path) -> AuditReport:
         check_secure(run_dir, records, chain, client.measurement_ok),
         check_models(run_dir, records, chain),
         check_metrics(run_dir, records, chain),
-        check_token(chain),
+        check_token(run_dir, records, chain),
     ]
     backend.close()
     return report

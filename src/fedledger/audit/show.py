@@ -77,6 +77,6 @@ def ledger_summary(run_dir: Path) -> dict[str, Any]:
         "rounds": rounds,
         "gas": {"setup": gas.get(0, 0), "rounds": sum(v for k, v in gas.items() if k > 0)},
         "token": {"total_supply": chain.total_supply, "treasury": chain.treasury},
-        "balances": {name(k): v for k, v in sorted(chain.balances.items())},
-        "stakes": {name(k): v for k, v in sorted(chain.stakes.items())},
+        "balances": dict(sorted((name(k), v) for k, v in chain.balances.items())),
+        "stakes": dict(sorted((name(k), v) for k, v in chain.stakes.items())),
     }

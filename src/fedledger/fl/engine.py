@@ -13,7 +13,7 @@ from fedledger.attacks.base import AttackContext
 from fedledger.config import TrainConfig
 from fedledger.data.types import FederatedDataset
 from fedledger.errors import ModelError
-from fedledger.fl.contribution_game import round_contributions
+from fedledger.fl.contribution_game import round_incentives
 from fedledger.fl.detection import detection_counts
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.plan import make_plan
@@ -27,13 +27,17 @@ from fedledger.fl.round_data import (
 )
 from fedledger.fl.tasks import EvalData, Task
 from fedledger.fl.trainers import LocalTrainer
+from fedledger.incentives import RewardBook
 from fedledger.strategies.base import RoundContext, Strategy
 
 if TYPE_CHECKING:
     from fedledger.attacks.base import Attack
     from fedledger.fl.secure.base import RoundInputs, SecureAggregator, SecureOutcome
 
-__all__ = ["Simulation"]
+__all__ = ["VALUATION_ROWS", "Simulation"]
+
+VALUATION_ROWS = 2000
+"""Held-out rows a contribution game is valued on (:meth:`Simulation.valuation_data`)."""
 
 
 class Simulation:
@@ -99,6 +103,9 @@ class Simulation:
         """Training rows of the clean root dataset the validators hold (FLTrust), if any."""
         self.incentives = "none"
         """How each round's contributions are measured (``incentives.method``)."""
+        self._valuation: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.book: RewardBook | None = None
+        """Rewards, stakes and reputations (``None`` when ``incentives.method = "none"``)."""
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -199,6 +206,17 @@ class Simulation:
         idx = torch.from_numpy(rows)
         return self.x_train[idx], self.y_train[idx]
 
+    def valuation_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows contribution games are valued on: at most :data:`VALUATION_ROWS` of the
+        held-out split, drawn once with ``default_rng([seed, 0, 13])`` (every validator holds
+        the same ones, so all of them value a round alike)."""
+        if self._valuation is None:
+            n = len(self.eval_data.y_test)
+            order = np.random.default_rng([self.train_cfg.seed, 0, 13]).permutation(n)
+            idx = torch.from_numpy(np.sort(order[:VALUATION_ROWS]))
+            self._valuation = (self.eval_data.x_test[idx], self.eval_data.y_test[idx])
+        return self._valuation
+
     def reference_update(self, round_number: int) -> torch.Tensor:
         """FLTrust's server update: the global model trained on the root rows with the
         devices' settings (``root_rows`` must be set), as ``local − global``."""
@@ -226,6 +244,9 @@ class Simulation:
         cfg = self.train_cfg
         t0 = time.perf_counter()
         devices = self.sample_devices(round_number)
+        if self.book is not None:  # devices excluded for free riding are not asked any more
+            excluded = self.book.excluded_devices()
+            devices = [d for d in devices if d not in excluded]
         rows = [self.train_rows[d] for d in devices]
         rngs = [round_rng(cfg.seed, round_number, 1, d) for d in devices]
         plan = make_plan(rows, cfg.batch_size, cfg.local_epochs, rngs)
@@ -265,6 +286,7 @@ class Simulation:
         local = self.train_devices(round_number)
         t1 = time.perf_counter()
         secure: dict[str, Any] | None = None
+        before, base = self.previous_params, self.global_params
         self.previous_params = self.global_params
         if self.secure is None:
             flagged = self.aggregate(round_number, local.with_sybils())
@@ -278,8 +300,22 @@ class Simulation:
         if secure is not None:
             metrics["secure"] = secure
         metrics.update(self.screening(round_number, local.devices, flagged))
-        if self.incentives != "none":
-            metrics["contribution"] = round_contributions(self, round_number, local)
+        if self.book is not None:
+            screened = set(flagged)
+            incentives = round_incentives(
+                self,
+                round_number,
+                base,
+                self.global_params,
+                local.order,
+                local.updates,
+                local.weights,
+                local.devices,
+                [d for d in local.order if d not in screened],
+                None if before is None else base - before,
+            )
+            self.book.apply(local.devices, incentives.aggregated, incentives.settlement)
+            metrics.update(incentives.metrics())
         t3 = time.perf_counter()
         return RoundResult(
             round=round_number,

@@ -17,7 +17,12 @@ This is DESIGN.md's "One round, as data" for ``ledger.backend = "embedded" | "rp
    model stands. A quorum of gated votes finalises the base model again (a fallback): the
    global model and the strategy's state stay as they were.
 
-Transactions per round: 1 + gateways + validators, whatever the number of devices.
+With incentives (:mod:`~fedledger.fl.ledger_rewards`), the validators' votes also carry the
+digest of the round's rewards vector; after finalisation one transaction pays it, and one per
+caught free rider takes its penalty.
+
+Transactions per round: 1 + gateways + validators (+ 1 payout + 1 per penalty), whatever the
+number of devices.
 
 Step 3 and the chain run in the :mod:`~fedledger.fl.network` (a second process by default).
 While it checks the envelopes and commits, the validators already derive
@@ -51,6 +56,7 @@ from fedledger.fl.ledger_envelopes import (
     trainer_order,
 )
 from fedledger.fl.ledger_records import LedgerRecords
+from fedledger.fl.ledger_rewards import propose_rewards, settle_rewards
 from fedledger.fl.ledger_validation import (
     Derived,
     Standing,
@@ -68,7 +74,7 @@ from fedledger.fl.ledger_validation import (
 from fedledger.fl.network import Participants
 from fedledger.fl.round_data import RoundResult, secure_summary
 from fedledger.fl.secure.base import Submission
-from fedledger.fl.validator import Validator
+from fedledger.fl.validator import NO_REWARDS, Validator
 from fedledger.ledger.model_store import ModelStore, decode_tensors, encode_tensors
 from fedledger.security.enclave.quote import Quote
 from fedledger.security.enclave.transcript import verify_transcript
@@ -93,6 +99,10 @@ class NetworkLike(Protocol):
     def set_status(self, device: int, active: bool, r: int) -> list[dict[str, Any]]: ...
 
     def vote(self, r: int, ballots: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    def settle(
+        self, r: int, rewards: list[list[int]], penalties: list[list[int]]
+    ) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 
@@ -199,6 +209,7 @@ class LedgerProtocol:
         self.net.exchange_async(r, inbox, envelope_rows)
         rows = [k for k, payload in enumerate(payloads) if payload is not None]
         row_ids = list(local.order)  # device of each row the validators aggregate
+        aggregated = (local.updates, local.weights)
         if sim.secure is None:
             # while the network checks and commits, validators derive from all of the updates
             derived, context = derive(
@@ -243,6 +254,7 @@ class LedgerProtocol:
             if kept != rows or extra:
                 updates, weights = accepted_updates(local.updates, local.weights, kept, extra)
                 row_ids = [local.order[k] for k in kept] + [-1] * len(extra)
+                aggregated = (updates, weights)
                 derived, context = derive(
                     self.validators,
                     self.store,
@@ -295,11 +307,32 @@ class LedgerProtocol:
         flags = screen_flags(
             sim, derived, row_ids, None if sim.secure is None else protected.flagged
         )
+        rewards = propose_rewards(
+            sim,
+            self.people,
+            r,
+            base,
+            derived[0].params,
+            row_ids,
+            *aggregated,
+            local.devices,
+            flags[0],
+        )
         ballots = cast_ballots(
-            r, derived, quotes, self.model_digest, gate, context, labels, flags, roots
+            r,
+            derived,
+            quotes,
+            self.model_digest,
+            gate,
+            context,
+            labels,
+            flags,
+            roots,
+            NO_REWARDS if rewards is None else rewards.digest,
         )
         outcome = self.net.vote(r, ballots)
         receipts += outcome["receipts"]
+        receipts += settle_rewards(self.net, sim, r, rewards, outcome, ballots, gate, local.devices)
         self.net.seal_async()
         lap("chain")
         finalised = outcome["status"] == "finalised"
@@ -313,6 +346,8 @@ class LedgerProtocol:
         )
         record["labels"] = labels
         record["gate"] = gate
+        if rewards is not None:
+            record["rewards"] = rewards.record()
         gated, gate["outcome"] = round_outcome(
             sim.task, record, [d.validator.index for d in agree], finalised
         )
@@ -356,6 +391,8 @@ class LedgerProtocol:
             "transactions": len(receipts),
             "gas": sum(int(x["gas"]) for x in receipts),
         }
+        if rewards is not None:
+            metrics.update(rewards.metrics())
         if secure is not None:
             metrics["secure"] = {
                 k: v for k, v in secure.items() if k not in ("rejected", "evidence")

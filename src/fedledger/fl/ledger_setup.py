@@ -60,6 +60,7 @@ def _spec(
         "validators": led.validators,
         "max_payload_mb": led.max_payload_mb,
         "token_supply": led.token_supply,
+        "stake": 0 if sim.book is None else sim.book.settings.stake,
         "run_dir": str(run_dir),
         "device_names": list(sim.data.device_names),
         "clusters": list(sim.data.clusters),

@@ -220,9 +220,11 @@ def cast_ballots(
     labels: dict[str, Any],
     flags: dict[int, list[int] | None],
     roots: list[bytes],
+    rewards: bytes = NO_REWARDS,
 ) -> list[dict[str, Any]]:
     """Each validator's ballot: the model it votes for (the base model ``base`` where its
-    gate decided to fall back), the accepted set, and the digests of its metrics and quote.
+    gate decided to fall back), the accepted set, the round's rewards digest (none paid where
+    it falls back), and the digests of its metrics and quote.
 
     Parameters
     ----------
@@ -237,6 +239,8 @@ def cast_ballots(
         each validator's metrics digest commits to.
     roots
         The committed gateway roots, in gateway order.
+    rewards
+        Digest of the round's rewards vector (:func:`fedledger.ledger.records.rewards_digest`).
     """
     ballots = []
     for d, q in zip(derived, quotes, strict=True):
@@ -258,7 +262,7 @@ def cast_ballots(
                 "validator": d.validator.index,
                 "model": model.hex(),
                 "accepted": d.validator.accepted_for(roots).hex(),
-                "rewards": NO_REWARDS.hex(),
+                "rewards": (NO_REWARDS if fallback else rewards).hex(),
                 "metrics": digest.hex(),
                 "quote": (Quote.decode(q).digest() if q else NO_QUOTE).hex(),
             }

@@ -222,6 +222,10 @@ class Network:
         )
         members, _ = people.members()
         client.register(members)
+        stake = int(spec.get("stake", 0))
+        if stake > 0:  # every device stakes at registration; free riding costs it
+            for ident in people.devices:
+                client.grant_stake(ident.id, stake)
         if spec.get("measurement"):  # the enclave code and config the authority approves
             client.register_measurement(bytes.fromhex(spec["measurement"]))
         client.seal()
@@ -321,7 +325,24 @@ class Network:
             "base": info.base.hex(),
             "model": info.model.hex(),
             "accepted": info.accepted.hex(),
+            "rewards": info.rewards.hex(),
         }
+
+    def settle(
+        self, r: int, rewards: list[list[int]], penalties: list[list[int]]
+    ) -> list[dict[str, Any]]:
+        """After round ``r`` finalised: pay its rewards (``[device, amount]`` pairs in device
+        order, which the contract checks against the finalised rewards digest) in one
+        transaction, and take each ``[device, amount]`` penalty from a free rider's stake."""
+        receipts = []
+        if rewards:
+            ids = [self.people.devices[d].id for d, _ in rewards]
+            rc = self.client.payout(r, ids, [a for _, a in rewards])
+            receipts.append(_receipt(rc))
+        for d, amount in penalties:
+            rc = self.client.penalise(r, self.people.devices[d].id, amount)
+            receipts.append(_receipt(rc))
+        return receipts
 
     def seal(self) -> None:
         """End of the round: seal its block (written to the chain log)."""
@@ -361,6 +382,11 @@ class LocalNetwork:
 
     def vote(self, r: int, ballots: list[dict[str, Any]]) -> dict[str, Any]:
         return self.net.vote(r, ballots)
+
+    def settle(
+        self, r: int, rewards: list[list[int]], penalties: list[list[int]]
+    ) -> list[dict[str, Any]]:
+        return self.net.settle(r, rewards, penalties)
 
     def close(self) -> None:
         self.net.close()

@@ -67,6 +67,8 @@ def _serve(conn: FrameConn) -> None:  # pragma: no cover - runs in the child pro
                 result = net.exchange(request["r"], inbox, rows)
             elif op == "vote":
                 result = net.vote(request["r"], request["ballots"])
+            elif op == "settle":
+                result = net.settle(request["r"], request["rewards"], request["penalties"])
             elif op == "seal":
                 net.seal()
                 result = None
@@ -150,6 +152,14 @@ class NetworkProcess(ChildProcess):
 
     def vote(self, r: int, ballots: list[dict[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = self._call({"op": "vote", "r": r, "ballots": ballots})
+        return result
+
+    def settle(
+        self, r: int, rewards: list[list[int]], penalties: list[list[int]]
+    ) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call(
+            {"op": "settle", "r": r, "rewards": rewards, "penalties": penalties}
+        )
         return result
 
     def close(self) -> None:

@@ -9,12 +9,15 @@ from typing import Any, Protocol
 import torch
 
 from fedledger.errors import CheckpointError, ConfigError, FedledgerError
-from fedledger.fl.detection import detection_summary
+from fedledger.fl.detection import detection_summary, prf
 from fedledger.fl.engine import Simulation
 from fedledger.fl.round_data import RoundResult
 from fedledger.fl.run_folder import RunFolder
 
 __all__ = ["RoundListener", "Runner", "round_record"]
+
+BOOK_PREFIX = "book."
+"""Checkpoint keys of the reward book (beside the strategy's state)."""
 
 _SCALARS = ("accuracy", "macro_f1", "loss", "detection_rate", "false_alarm_rate", "threshold")
 
@@ -93,7 +96,14 @@ class Runner:
                 f"{self.sim.global_params.numel()}"
             )
         self.sim.global_params = params
-        self.sim.strategy.load_state_dict(state)
+        book = {
+            k.removeprefix(BOOK_PREFIX): v for k, v in state.items() if k.startswith(BOOK_PREFIX)
+        }
+        self.sim.strategy.load_state_dict(
+            {k: v for k, v in state.items() if not k.startswith(BOOK_PREFIX)}
+        )
+        if self.sim.book is not None and book:
+            self.sim.book.load_state_dict(book)
         self.folder.truncate_metrics(done)
         return done
 
@@ -125,7 +135,10 @@ class Runner:
             )
         record = round_record(result)
         self.folder.append_metrics(record)
-        self.folder.save_checkpoint(r, result.global_params, self.sim.strategy.state_dict())
+        state = self.sim.strategy.state_dict()
+        if self.sim.book is not None:
+            state.update({BOOK_PREFIX + k: v for k, v in self.sim.book.state_dict().items()})
+        self.folder.save_checkpoint(r, result.global_params, state)
         if listener is not None:
             listener.on_round(record)
         return record
@@ -167,6 +180,45 @@ class Runner:
             }
         }
 
+    def rewards(self) -> dict[str, Any]:
+        """The run's ``rewards`` entry: tokens paid, every device's balance and stake, the
+        excluded devices, and how the free riders were found (over device-rounds, and the share
+        of the rewards the malicious devices took)."""
+        book = self.sim.book
+        if book is None:
+            return {}
+        paid = int(book.balances.sum())
+        riders: dict[int, int] = {}
+        counts = {"tp": 0, "fp": 0, "fn": 0}
+        detected = False
+        for rec in self.folder.metrics():
+            entry = rec.get("rewards")
+            if entry is None:
+                continue
+            for d in entry["free_riders"]:
+                riders[int(d)] = riders.get(int(d), 0) + 1
+            if "detection" in entry:
+                detected = True
+                for k in counts:
+                    counts[k] += int(entry["detection"][k])
+        bad = sorted(self.sim.malicious)
+        out: dict[str, Any] = {
+            "pool": book.settings.pool,
+            "paid": paid,
+            "balances": {str(d): int(v) for d, v in enumerate(book.balances)},
+            "stakes": {str(d): int(v) for d, v in enumerate(book.stakes)},
+            "excluded": sorted(book.excluded_devices()),
+            "free_rider_rounds": {str(d): n for d, n in sorted(riders.items())},
+        }
+        if bad:
+            out["malicious_share"] = round(int(book.balances[bad].sum()) / paid, 6) if paid else 0.0
+        if detected:
+            out["free_rider_detection"] = {
+                **counts,
+                **prf(counts["tp"], counts["fp"], counts["fn"]),
+            }
+        return {"rewards": out}
+
     def finish(self, last: dict[str, Any]) -> dict[str, Any]:
         """Write the final model and ``summary.json``; return the summary."""
         sim = self.sim
@@ -190,6 +242,7 @@ class Runner:
             "final": {k: v for k, v in last.items() if k not in ("per_class", "confusion")},
             **self.detection(),
             **self.contributions(),
+            **self.rewards(),
             "model_sha256": digest,
             "seconds_total": round(self.folder.total_seconds(), 3),
             "torch": torch.__version__,

@@ -1,5 +1,6 @@
 """Incentives: how much each device contributed to a round (:mod:`.contribution`), with exact
-and GTG-Shapley values (:mod:`.shapley`)."""
+and GTG-Shapley values (:mod:`.shapley`); free-rider detection (:mod:`.free_riders`); and the
+rewards, penalties and reputations that follow (:mod:`.rewards`)."""
 
 from fedledger.incentives.contribution import (
     CONTRIBUTIONS,
@@ -9,17 +10,25 @@ from fedledger.incentives.contribution import (
     RoundGame,
     contribution_scores,
 )
+from fedledger.incentives.free_riders import FREE_RIDING, detect_free_riders
+from fedledger.incentives.rewards import RewardBook, RewardSettings, Settlement, split_pool
 from fedledger.incentives.shapley import CoalitionValue, GtgSettings, exact_shapley, gtg_shapley
 
 __all__ = [
     "CONTRIBUTIONS",
     "EXACT_LIMIT",
+    "FREE_RIDING",
     "VALUED",
     "CoalitionValue",
     "GtgSettings",
+    "RewardBook",
+    "RewardSettings",
     "RoundContribution",
     "RoundGame",
+    "Settlement",
     "contribution_scores",
+    "detect_free_riders",
     "exact_shapley",
     "gtg_shapley",
+    "split_pool",
 ]

@@ -204,6 +204,14 @@ class LedgerReader:
             out[e.args["id"]] = out.get(e.args["id"], 0) + e.args["amount"]
         return out
 
+    def credits(self) -> dict[int, list[tuple[bytes, int]]]:
+        """Every round's payout as ``(id, amount)`` in payout order, from ``Credited`` events
+        (what ``sha256(abi.encode(ids, amounts))`` was checked over)."""
+        out: dict[int, list[tuple[bytes, int]]] = {}
+        for e in self._token.events("Credited"):
+            out.setdefault(int(e.args["r"]), []).append((e.args["id"], int(e.args["amount"])))
+        return out
+
     def stakes(self) -> dict[bytes, int]:
         """Stake of every id ever granted one, from ``StakeGranted``/``Penalised`` events."""
         out: dict[bytes, int] = {}

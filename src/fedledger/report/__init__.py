@@ -16,6 +16,7 @@ from __future__ import annotations
 from fedledger.report.contribution_plot import plot_contributions
 from fedledger.report.metrics import binary_detection_metrics, classification_metrics
 from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds, plot_screen
+from fedledger.report.rewards_plot import plot_rewards
 from fedledger.report.run_files import read_config, read_devices, read_metrics, read_summary
 from fedledger.report.run_report import write_report
 
@@ -25,6 +26,7 @@ __all__ = [
     "plot_confusion",
     "plot_contributions",
     "plot_devices",
+    "plot_rewards",
     "plot_rounds",
     "plot_screen",
     "read_config",

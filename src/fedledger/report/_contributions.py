@@ -34,17 +34,18 @@ _METHODS = {
     "loo": (
         "leave-one-out",
         "its leave-one-out value: how much the score of the round's model on the validators' "
-        "root data drops without its update",
+        "held-out valuation rows drops without its update",
     ),
     "gtg": (
         "GTG-Shapley",
         "GTG-Shapley's estimate of its Shapley value: its average marginal gain to the score "
-        "of the round's model on the validators' root data",
+        "of the round's model on the validators' held-out valuation rows",
     ),
     "shapley": (
         "exact Shapley",
         "its exact Shapley value: its average marginal gain to the score of the round's model "
-        "on the validators' root data, over every coalition of the round's updates",
+        "on the validators' held-out valuation rows, over every coalition of the round's "
+        "updates",
     ),
 }
 #: More devices than ``_TOP + _BOTTOM``: only the highest and lowest are listed.

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fedledger.report._contributions import contribution_section
+from fedledger.report._rewards import rewards_section
 from fedledger.report._sections import (
     config_section,
     devices_section,
@@ -21,6 +22,7 @@ from fedledger.report._sections import (
 )
 from fedledger.report.contribution_plot import plot_contributions
 from fedledger.report.plots import plot_confusion, plot_devices, plot_rounds, plot_screen
+from fedledger.report.rewards_plot import plot_rewards
 from fedledger.report.run_files import (
     MODEL_FILE,
     model_digest,
@@ -44,10 +46,10 @@ def write_report(run_dir: Path) -> Path:
     metrics, a table and plot of the metrics per round, the ledger and secure aggregation when
     the run used them, the devices a screening strategy flagged (with how well it found the
     malicious ones when an attack ran), each device's contribution when ``incentives.method``
-    scored them, per-class scores with the confusion matrix, a device summary, the model file
-    with its sha256 (checked against ``model.sha256`` and ``summary.json``) and the resolved
-    configuration. Images are linked relatively, so the folder can be moved or published as
-    it is.
+    scored them, the tokens each device was paid when the run paid rewards, per-class scores
+    with the confusion matrix, a device summary, the model file with its sha256 (checked
+    against ``model.sha256`` and ``summary.json``) and the resolved configuration. Images are
+    linked relatively, so the folder can be moved or published as it is.
 
     A run that is still going or was stopped is reported as far as it got: only
     ``metrics.jsonl`` is required, and sections whose files are missing say so.
@@ -96,6 +98,10 @@ def write_report(run_dir: Path) -> Path:
     if any(isinstance(r.get("contribution"), dict) for r in records):
         plot_contributions(records, devices, plots / "contributions.png")
         contribution_plot = f"{PLOTS_DIR}/contributions.png"
+    rewards_plot = None
+    if any(isinstance(r.get("rewards"), dict) for r in records):
+        plot_rewards(records, devices, plots / "rewards.png")
+        rewards_plot = f"{PLOTS_DIR}/rewards.png"
     devices_plot = None
     if devices:
         plot_devices(devices, plots / "devices.png")
@@ -111,6 +117,7 @@ def write_report(run_dir: Path) -> Path:
         *secure_section(records),
         *screen_section(records, summary, devices, _strategy(config), screen_plot),
         *contribution_section(records, summary, devices, contribution_plot),
+        *rewards_section(records, summary, devices, rewards_plot),
         *per_class_section(final, round_label, confusion_plot),
         *devices_section(devices, devices_plot),
         *model_section(MODEL_FILE, _size(model), model_digest(folder), recorded),

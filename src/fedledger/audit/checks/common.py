@@ -23,7 +23,8 @@ class ChainView:
     ``members[id]`` holds ``role``, ``key``, ``cluster``, ``status``; ``txs[r]`` maps each
     transaction hash of round ``r`` in the chain log to its gas; ``quotes[r]`` is a list of
     ``(validator id, quote digest)`` of round ``r``'s votes, in chain order (32 zero bytes
-    where no enclave attested).
+    where no enclave attested); ``credits[r]`` is round ``r``'s payout as ``(id, amount)``
+    pairs, in payout order.
     """
 
     rounds: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -41,6 +42,7 @@ class ChainView:
     balances: dict[bytes, int] = field(default_factory=dict)
     stakes: dict[bytes, int] = field(default_factory=dict)
     paid: set[int] = field(default_factory=set)
+    credits: dict[int, list[tuple[bytes, int]]] = field(default_factory=dict)
 
     def agreeing(self, r: int) -> list[tuple[bytes, bytes, bytes, bytes, bytes]]:
         """Votes of round ``r`` for its finalised result (none if it was not finalised)."""

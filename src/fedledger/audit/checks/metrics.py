@@ -18,7 +18,20 @@ from fedledger.fl.tasks import EvalStats, task_from_labels
 __all__ = ["check_metrics"]
 
 
-_UNANCHORED = {"round", "seconds", "clients", "timings", "ledger", "secure", "screen"}
+_UNANCHORED = {
+    "round",
+    "seconds",
+    "clients",
+    "timings",
+    "ledger",
+    "secure",
+    "screen",
+    "contribution",
+    "rewards",
+}
+"""Keys not compared with the validators' evaluations (``ledger``, ``secure``, ``screen`` and
+``rewards`` are compared with the chain and the round records; ``contribution`` scores are
+anchored only through the rewards digest they lead to)."""
 _ATTACK_METRICS = ("backdoor_success",)
 """Metrics the simulation measures on the finalised model for a simulated attack (the
 backdoor's success rate on triggered test rows); the validators do not evaluate them."""
@@ -79,6 +92,7 @@ def check_metrics(run_dir: Path, records: LedgerRecords, chain: ChainView) -> Ch
             _check_ledger_entry(where, obj.get("ledger"), r, info, agree, chain, recorded, c)
             _check_secure_entry(where, obj, r, recorded.get(r), c)
             _check_screen_entry(where, obj, r, recorded.get(r), attack, c)
+            _check_rewards_entry(where, obj, r, recorded.get(r), c)
             if info["status"] == "finalised":
                 rec = recorded[r]
                 names = {f"validator-{v['validator']}": v for v in rec["votes"]}
@@ -174,6 +188,26 @@ def _check_screen_entry(
         want.update(detection_counts(screen["devices"], screen["flagged"], malicious))
     if not _same(shown, want):
         c.fail(f"{where}: screen is {shown!r}, the flagged devices and devices.json give {want!r}")
+
+
+def _check_rewards_entry(
+    where: str, obj: dict[str, Any], r: int, rec: dict[str, Any] | None, c: Check
+) -> None:
+    """The line's ``rewards`` entry pays and takes what the round record says was settled
+    (which the ``token`` check holds against the chain)."""
+    shown = obj.get("rewards")
+    recorded = None if rec is None else rec.get("rewards")
+    if shown is None and recorded is None:
+        return
+    if not isinstance(shown, dict) or not isinstance(recorded, dict):
+        c.fail(f"{where}: the rewards entry and ledger/rounds.jsonl's round {r} disagree")
+        return
+    for key in ("settled", "paid", "penalties", "excluded"):
+        if shown.get(key) != recorded.get(key):
+            c.fail(
+                f"{where}: rewards.{key} is {shown.get(key)!r}, ledger/rounds.jsonl says "
+                f"{recorded.get(key)!r}"
+            )
 
 
 def _check_secure_entry(
