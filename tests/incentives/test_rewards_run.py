@@ -110,3 +110,17 @@ def test_a_resumed_run_keeps_the_reward_book(tmp_path: Path) -> None:
     assert resumed["rewards"]["balances"] == full["rewards"]["balances"]
     assert resumed["rewards"]["stakes"] == full["rewards"]["stakes"]
     assert resumed["rewards"]["excluded"] == full["rewards"]["excluded"]
+
+
+def test_a_metrics_line_that_pays_otherwise_than_the_round_record_fails_the_audit(
+    ridden: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(ridden, copy)
+    path = copy / "metrics.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    paid = rows[3]["rewards"]["paid"]
+    paid[next(iter(paid))] += 1
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = next(c for c in audit_run(copy).checks if c.name == "metrics")
+    assert any("(round 4): rewards.paid is" in p for p in metrics.problems), metrics.problems

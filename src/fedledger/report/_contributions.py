@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "Contributions",
     "contribution_rounds",
     "contribution_section",
+    "device_ranking",
     "method_label",
     "read_contributions",
 ]
@@ -181,12 +182,34 @@ def _ranking(
     found: Contributions, order: list[int], devices: Sequence[dict[str, Any]]
 ) -> list[str]:
     """The lead-in and the table of devices by total contribution, highest first."""
+    return device_ranking(
+        "total contribution",
+        order,
+        devices,
+        ["total", "rounds"],
+        lambda d: [number(found.totals[d]), str(found.rounds.get(d, 0))],
+        "rr",
+    )
+
+
+def device_ranking(
+    what: str,
+    order: list[int],
+    devices: Sequence[dict[str, Any]],
+    columns: list[str],
+    cells: Callable[[int], list[str]],
+    align: str,
+) -> list[str]:
+    """ "Devices by ``what``, highest first" and a table of ``order`` (the top 10 and bottom 5,
+    with a row counting the rest, when there are more than 15): rank, device, role (when
+    ``devices`` is known), samples, then ``columns`` filled by ``cells(device)`` and aligned
+    by ``align`` (one ``l``/``r`` per column)."""
     n = len(order)
     left_out = n - _TOP - _BOTTOM if n > _TOP + _BOTTOM else 0
-    lead = "Devices by total contribution, highest first"
+    lead = f"Devices by {what}, highest first"
     if left_out:
         lead += f" (the top {_TOP} and bottom {_BOTTOM} of {n}; {left_out} left out)"
-    header = ["rank", "device", *(["role"] if devices else []), "samples", "total", "rounds"]
+    header = ["rank", "device", *(["role"] if devices else []), "samples", *columns]
     rows = []
     for rank, device in enumerate(order, start=1):
         if left_out and rank == _TOP + 1:
@@ -200,11 +223,10 @@ def _ranking(
                 device_name(devices, device),
                 *([_role(listed)] if devices else []),
                 number(listed.get("n_samples")),
-                number(found.totals[device]),
-                str(found.rounds.get(device, 0)),
+                *cells(device),
             ]
         )
-    return [f"{lead}:", "", *table(header, rows, "rl" + "l" * bool(devices) + "rrr")]
+    return [f"{lead}:", "", *table(header, rows, "rl" + "l" * bool(devices) + "r" + align)]
 
 
 def _comparison(totals: dict[int, float], devices: Sequence[dict[str, Any]]) -> str | None:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fedledger.report._contributions import _is_count, _role, _scores
-from fedledger.report._markdown import number, table
-from fedledger.report._screening import device_name, is_malicious, number_or_none
+from fedledger.report._contributions import _is_count, _scores, device_ranking
+from fedledger.report._markdown import number
+from fedledger.report._screening import is_malicious, number_or_none
 from fedledger.report._sections import _count, image
 
 __all__ = ["RewardRound", "Rewards", "read_rewards", "reward_rounds", "rewards_section"]
@@ -222,36 +222,21 @@ def _detection(detection: dict[str, float] | None) -> str | None:
 
 def _ranking(found: Rewards, order: list[int], devices: Sequence[dict[str, Any]]) -> list[str]:
     """The lead-in and the table of devices by final balance, highest first."""
-    n = len(order)
-    left_out = n - _TOP - _BOTTOM if n > _TOP + _BOTTOM else 0
-    lead = "Devices by final balance, highest first"
-    if left_out:
-        lead += f" (the top {_TOP} and bottom {_BOTTOM} of {n}; {left_out} left out)"
     staked = bool(found.stakes)
-    middle = [*(["role"] if devices else []), "samples", "balance", *(["stake"] if staked else [])]
-    header = ["rank", "device", *middle, "rounds free riding", "excluded"]
-    rows = []
-    for rank, device in enumerate(order, start=1):
-        if left_out and rank == _TOP + 1:
-            rows.append(["…", f"{left_out} more", *([""] * (len(header) - 2))])
-        if left_out and _TOP < rank <= n - _BOTTOM:
-            continue
-        listed = devices[device] if 0 <= device < len(devices) else {}
+
+    def cells(device: int) -> list[str]:
         stake = found.stakes.get(device)
-        rows.append(
-            [
-                str(rank),
-                device_name(devices, device),
-                *([_role(listed)] if devices else []),
-                number(listed.get("n_samples")),
-                tokens(found.balances.get(device, 0.0)),
-                *([number(None) if stake is None else tokens(stake)] if staked else []),
-                str(found.free_rider_rounds.get(device, 0)),
-                "yes" if device in found.excluded else "",
-            ]
-        )
-    align = "rl" + "l" * bool(devices) + "rr" + "r" * staked + "rl"
-    return [f"{lead}:", "", *table(header, rows, align)]
+        return [
+            tokens(found.balances.get(device, 0.0)),
+            *([number(None) if stake is None else tokens(stake)] if staked else []),
+            str(found.free_rider_rounds.get(device, 0)),
+            "yes" if device in found.excluded else "",
+        ]
+
+    columns = ["balance", *(["stake"] if staked else []), "rounds free riding", "excluded"]
+    return device_ranking(
+        "final balance", order, devices, columns, cells, "r" + "r" * staked + "rl"
+    )
 
 
 def _is_id(key: Any) -> bool:
