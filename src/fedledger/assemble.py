@@ -80,14 +80,21 @@ def build_simulation(
         )
     malicious = choose_malicious(len(data.clients), config.attack.fraction, config.train.seed)
     sim.set_attack(attack, malicious if attack is not None else [], config.attack.start_round)
-    method = incentives_method(config)
+    method = incentives_method(config, rebuildable=custom is None)
     if method != "none":
-        if config.security.secure_aggregation != "none":
+        mode = config.security.secure_aggregation
+        if mode not in SCORED_MODES:
             raise ConfigError(
                 "incentives.method",
                 "contributions are measured on the devices' own updates, which "
-                f"secure_aggregation = {config.security.secure_aggregation!r} hides; set "
-                'incentives.method = "none" (or "auto")',
+                f'secure_aggregation = {mode!r} hides; set incentives.method = "none" (or '
+                '"auto"), or use secure_aggregation = "enclave", which scores them inside',
+            )
+        if mode == "enclave" and custom is not None:
+            raise ConfigError(
+                "incentives.method",
+                "the enclave scores contributions with a model it rebuilds from [model]; a "
+                'model passed in as a module cannot be; set incentives.method = "none"',
             )
         if method == "shapley" and max_round_devices(config, sim) > EXACT_LIMIT:
             raise ConfigError(
@@ -124,12 +131,20 @@ def build_simulation(
     return sim
 
 
-def incentives_method(config: Config) -> str:
-    """``incentives.method`` resolved: ``auto`` is GTG-Shapley on plain updates and ``none``
-    under secure aggregation, which hides the devices' own updates."""
+SCORED_MODES = ("none", "enclave")
+"""Secure-aggregation modes under which somebody sees each device's update to score it: the
+simulation (plain updates) or the enclave."""
+
+
+def incentives_method(config: Config, rebuildable: bool = True) -> str:
+    """``incentives.method`` resolved: ``auto`` is GTG-Shapley where each update is visible
+    (plain updates, or inside the enclave if it can rebuild the model: ``rebuildable``) and
+    ``none`` otherwise (``secagg+`` and ``ckks`` reveal only the sum)."""
     method = config.incentives.method
     if method == "auto":
-        return "gtg" if config.security.secure_aggregation == "none" else "none"
+        mode = config.security.secure_aggregation
+        visible = mode == "none" or (mode == "enclave" and rebuildable)
+        return "gtg" if visible else "none"
     return method
 
 
@@ -175,6 +190,7 @@ def build_secure(
         strategy=config.strategy,
         max_weight=sec.max_weight or max(len(rows) for rows in sim.train_rows),
         model=model_spec,
+        incentives=sim.incentives if mode == "enclave" else "none",
     )
     return make_secure(ctx)
 

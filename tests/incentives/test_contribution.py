@@ -88,12 +88,16 @@ def test_shapley_and_gtg_play_the_coalition_game_of_fedavg() -> None:
 def test_contributions_refuse_hidden_updates_and_too_many_devices_for_exact_shapley() -> None:
     from fedledger.assemble import build_simulation, incentives_method
 
-    hidden = ["ledger.backend=none", "security.secure_aggregation=enclave"]
-    with pytest.raises(ConfigError, match=r"incentives\.method.*'enclave'"):
-        build_simulation(load_config(None, ["incentives.method=gtg", *hidden]))
-    # auto: GTG-Shapley on plain updates, nothing under secure aggregation
+    summed = ["ledger.backend=none", "security.secure_aggregation=secagg+"]
+    with pytest.raises(ConfigError, match=r"incentives\.method.*'secagg\+'.*enclave"):
+        build_simulation(load_config(None, ["incentives.method=gtg", *summed]))
+    # auto: GTG-Shapley where each update is visible (plain, or inside the enclave), else none
+    sealed = ["ledger.backend=none", "security.secure_aggregation=enclave"]
     assert incentives_method(load_config(None, [])) == "gtg"
-    assert incentives_method(load_config(None, hidden)) == "none"
+    assert incentives_method(load_config(None, sealed)) == "gtg"
+    assert incentives_method(load_config(None, sealed), rebuildable=False) == "none"
+    assert incentives_method(load_config(None, summed)) == "none"
+    assert incentives_method(load_config(None, ["security.secure_aggregation=ckks"])) == "none"
     cfg = load_config(None, ["incentives.method=shapley", "ledger.backend=none", "data.clients=17"])
     with pytest.raises(ConfigError, match="at most 16"):
         build_simulation(cfg)

@@ -36,7 +36,8 @@ def setup(paid: dict[int, int] | None = None) -> tuple[Any, RoundRewards]:
     people = make_participants(0, list(sim.data.device_names), list(sim.data.clusters), 1, 3)
     paid = {0: 60, 1: 40} if paid is None else paid
     settlement = Settlement(paid, {2: 10}, {2: "zero"}, {0: 1.0, 1: 1.0, 2: 0.25}, [2])
-    rewards = RoundRewards(RoundIncentives({}, settlement, None, [0, 1]), people)
+    contribution = {"method": "gtg", "scores": {"0": 0.3, "1": 0.2, "2": 0.0}, "evaluations": 9}
+    rewards = RoundRewards(RoundIncentives(contribution, settlement, None, [0, 1]), people)
     assert rewards.digest == rewards_digest(rewards.ids, list(paid.values()))
     return sim, rewards
 
@@ -68,6 +69,8 @@ def test_a_finalised_round_pays_penalises_revokes_and_books() -> None:
         ("set_status", (2, False, 4)),
     ]
     assert rewards.settled and rewards.record()["paid"] == {"0": 60, "1": 40}
+    assert rewards.record()["scores"] == {"0": 0.3, "1": 0.2, "2": 0.0}
+    assert rewards.record()["free_riders"] == {"2": "zero"}
     assert sim.book.balances.tolist() == [60, 40, 0] and sim.book.stakes.tolist()[2] == 90
     assert sim.book.excluded_devices() == {2}
 

@@ -112,6 +112,26 @@ def test_a_resumed_run_keeps_the_reward_book(tmp_path: Path) -> None:
     assert resumed["rewards"]["excluded"] == full["rewards"]["excluded"]
 
 
+def test_a_resumed_run_sees_a_stale_free_rider_as_the_uninterrupted_one(tmp_path: Path) -> None:
+    # the last global step, which a stale free rider replays and the screen compares with,
+    # is checkpointed: round 2 after a resume is round 2 of the whole run
+    overrides = [*FREE_RIDERS, "attack.mode=stale", "ledger.backend=none"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    runner, _ = prepare_run(load_config(None, [*overrides, "train.rounds=3"]), whole)
+    runner.run()
+    runner, _ = prepare_run(load_config(None, [*overrides, "train.rounds=1"]), part)
+    runner.run()
+    runner, done = prepare_run(load_config(None, [*overrides, "train.rounds=3"]), part, resume=True)
+    runner.run(start_after=done)
+
+    def rewards(run_dir: Path) -> list[object]:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x)["rewards"] for x in lines]
+
+    assert rewards(part) == rewards(whole)
+    assert set(rewards(whole)[1]["free_riders"].values()) == {"stale"}  # type: ignore[index]
+
+
 def test_a_metrics_line_that_pays_otherwise_than_the_round_record_fails_the_audit(
     ridden: Path, tmp_path: Path
 ) -> None:

@@ -3,9 +3,12 @@ the validators' valuation rows of held-out data (scored with :mod:`fedledger.inc
 free-rider detection, and the round's settlement in the run's
 :class:`~fedledger.incentives.RewardBook`.
 
-The same function serves the plain engine (after it aggregated) and the ledger protocol
-(while the validators derive the candidate, so that its rewards digest is part of their
-vote): both pass the round's starting model, the candidate and the aggregated rows.
+Whoever sees the devices' updates scores them. On plain updates that is the simulation
+(:func:`round_incentives`), for the plain engine after it aggregated and for the ledger
+protocol while the validators derive the candidate (so that the rewards digest is part of
+their vote). Under ``secure_aggregation = "enclave"`` only the enclave opens the updates: it
+scores them inside and signs the scores in its transcript, and :func:`enclave_incentives`
+settles the round from there.
 """
 
 from __future__ import annotations
@@ -13,32 +16,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
+from fedledger.fl import probe
 from fedledger.fl.detection import detection_counts
-from fedledger.fl.round_data import round_rng
-from fedledger.incentives import RoundGame, Settlement, contribution_scores, detect_free_riders
+from fedledger.incentives import RoundGame, Settlement, assess_round
 
 if TYPE_CHECKING:
     from fedledger.fl.engine import Simulation
+    from fedledger.fl.secure.base import SecureOutcome
 
-__all__ = ["LOSS_CAP", "RoundIncentives", "round_incentives", "valuation_quality"]
-
-LOSS_CAP = 1e6
-"""The largest root loss a contribution game counts (see :func:`valuation_quality`)."""
+__all__ = ["RoundIncentives", "enclave_incentives", "round_incentives", "valuation_quality"]
 
 
 def valuation_quality(sim: Simulation, params: torch.Tensor) -> float:
-    """Minus the mean loss of ``params`` on the validators' valuation rows (higher is better),
-    the loss capped at :data:`LOSS_CAP` (also for a non-finite loss, so that a coalition
-    holding a diverging update still has a value to subtract)."""
+    """:func:`fedledger.fl.probe.valuation_quality` of ``params`` on the validators'
+    valuation rows."""
     x, y = sim.valuation_data()
-    sim.layout.load_into(sim.model, params)
-    sim.model.eval()
-    with torch.no_grad():
-        loss = float(sim.task.per_sample_loss(sim.model(x), x, y).to(torch.float64).mean())
-    return -min(loss, LOSS_CAP) if np.isfinite(loss) else -LOSS_CAP
+    return probe.valuation_quality(sim.model, sim.layout, sim.task, params, x, y)
 
 
 @dataclass
@@ -88,26 +83,52 @@ def round_incentives(
     step
         The last global step ``θ_t − θ_{t−1}`` (``None`` in the first round).
     """
-    assert sim.book is not None
     own = [k for k, d in enumerate(row_ids) if d >= 0]
     order = [row_ids[k] for k in own]
-    rows, counts = updates[own], weights[own]
 
     def quality(params: torch.Tensor) -> float:
         return valuation_quality(sim, params)
 
-    game = RoundGame(
-        base=base,
-        updates=rows,
-        weights=counts,
-        aggregate=candidate - base,
-        quality=quality,
-        rng=round_rng(sim.train_cfg.seed, round_number, 12),
+    game = RoundGame.of_round(
+        base, updates[own], weights[own], candidate, quality, sim.train_cfg.seed, round_number
     )
-    result = contribution_scores(sim.incentives, game)
+    found = assess_round(sim.incentives, game, step)
     sim.layout.load_into(sim.model, sim.global_params)
-    scores = {d: float(v) for d, v in zip(order, result.scores, strict=True)}
-    riders = {order[k]: kind for k, kind in detect_free_riders(rows, step).items()}
+    scores = {d: float(v) for d, v in zip(order, found.scores, strict=True)}
+    riders = {order[k]: kind for k, kind in found.free_riders.items()}
+    return _settle(sim, round_number, devices, aggregated, scores, riders, found.evaluations)
+
+
+def enclave_incentives(
+    sim: Simulation, round_number: int, outcome: SecureOutcome, devices: list[int]
+) -> RoundIncentives:
+    """Settle round ``round_number`` from the scores and free riders the enclave signed in
+    its transcript (``outcome``); the devices of its accepted, unflagged inputs are the
+    aggregated ones."""
+    assert outcome.contributions is not None
+    flagged = set(outcome.flagged)
+    aggregated = [d for d in outcome.contributions if d not in flagged]
+    return _settle(
+        sim,
+        round_number,
+        devices,
+        aggregated,
+        outcome.contributions,
+        outcome.free_riders,
+        outcome.evaluations,
+    )
+
+
+def _settle(
+    sim: Simulation,
+    round_number: int,
+    devices: list[int],
+    aggregated: list[int],
+    scores: dict[int, float],
+    riders: dict[int, str],
+    evaluations: int,
+) -> RoundIncentives:
+    assert sim.book is not None
     settlement = sim.book.propose(devices, aggregated, scores, riders)
     detection = None
     attack = sim.attack
@@ -116,6 +137,6 @@ def round_incentives(
     contribution = {
         "method": sim.incentives,
         "scores": {str(d): round(v, 9) for d, v in sorted(scores.items())},
-        "evaluations": result.evaluations,
+        "evaluations": evaluations,
     }
     return RoundIncentives(contribution, settlement, detection, sorted(set(aggregated)))

@@ -13,7 +13,7 @@ from fedledger.attacks.base import AttackContext
 from fedledger.config import TrainConfig
 from fedledger.data.types import FederatedDataset
 from fedledger.errors import ModelError
-from fedledger.fl.contribution_game import round_incentives
+from fedledger.fl.contribution_game import enclave_incentives, round_incentives
 from fedledger.fl.detection import detection_counts
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.plan import make_plan
@@ -191,14 +191,31 @@ class Simulation:
 
     def round_inputs(self, round_number: int) -> RoundInputs:
         """The public inputs an enclave gets besides the sealed updates: the reference update
-        (FLTrust) and the root data (the screen scores updates on it inside)."""
+        (FLTrust), the root data (the screen scores updates on it inside), and with
+        incentives the valuation rows and the last global step (it scores contributions)."""
         from fedledger.fl.secure.base import RoundInputs
 
         reference = self.reference_update(round_number) if self.strategy.needs_reference else None
+        root_x = root_y = None
         if self.strategy.needs_root_loss and self.root_rows is not None:
-            x, y = self.root_data()
-            return RoundInputs(reference=reference, root_x=x, root_y=y)
-        return RoundInputs(reference=reference)
+            root_x, root_y = self.root_data()
+        valuation_x = valuation_y = None
+        if self.book is not None:
+            valuation_x, valuation_y = self.valuation_data()
+        return RoundInputs(
+            reference=reference,
+            root_x=root_x,
+            root_y=root_y,
+            valuation_x=valuation_x,
+            valuation_y=valuation_y,
+            step=self.last_step() if self.book is not None else None,
+        )
+
+    def last_step(self) -> torch.Tensor | None:
+        """The last global step ``θ_t − θ_{t−1}`` (``None`` before the first round ends)."""
+        if self.previous_params is None:
+            return None
+        return self.global_params - self.previous_params
 
     def root_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The validators' root rows (features, clean labels); empty without root data."""
@@ -286,8 +303,8 @@ class Simulation:
         local = self.train_devices(round_number)
         t1 = time.perf_counter()
         secure: dict[str, Any] | None = None
-        before, base = self.previous_params, self.global_params
-        self.previous_params = self.global_params
+        outcome: SecureOutcome | None = None
+        base, step = self.global_params, self.last_step()
         if self.secure is None:
             flagged = self.aggregate(round_number, local.with_sybils())
         else:
@@ -295,25 +312,29 @@ class Simulation:
             self.global_params, self.strategy = outcome.params, outcome.strategy
             flagged = outcome.flagged
             secure = secure_summary(self.secure.mode, outcome)
+        self.previous_params = base
         t2 = time.perf_counter()
         metrics = self.evaluate()
         if secure is not None:
             metrics["secure"] = secure
         metrics.update(self.screening(round_number, local.devices, flagged))
         if self.book is not None:
-            screened = set(flagged)
-            incentives = round_incentives(
-                self,
-                round_number,
-                base,
-                self.global_params,
-                local.order,
-                local.updates,
-                local.weights,
-                local.devices,
-                [d for d in local.order if d not in screened],
-                None if before is None else base - before,
-            )
+            if outcome is not None:  # the enclave scored the updates it opened
+                incentives = enclave_incentives(self, round_number, outcome, local.devices)
+            else:
+                screened = set(flagged)
+                incentives = round_incentives(
+                    self,
+                    round_number,
+                    base,
+                    self.global_params,
+                    local.order,
+                    local.updates,
+                    local.weights,
+                    local.devices,
+                    [d for d in local.order if d not in screened],
+                    step,
+                )
             self.book.apply(local.devices, incentives.aggregated, incentives.settlement)
             metrics.update(incentives.metrics())
         t3 = time.perf_counter()

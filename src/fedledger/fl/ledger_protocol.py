@@ -317,6 +317,7 @@ class LedgerProtocol:
             *aggregated,
             local.devices,
             flags[0],
+            None if sim.secure is None else protected,
         )
         ballots = cast_ballots(
             r,

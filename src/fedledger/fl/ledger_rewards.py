@@ -1,10 +1,14 @@
 """Rewards on the ledger: the validators' rewards vector, its payout and the penalties.
 
 While they derive the candidate, the validators score the accepted updates
-(:func:`~fedledger.fl.contribution_game.round_incentives`: contributions on the root data,
-free-rider detection, the reward book's settlement) and put the digest of the rewards vector
-in their votes; every honest validator computes the same vector from the same accepted
-updates and seeded streams (the simulation computes it once for all of them). A validator
+(:func:`~fedledger.fl.contribution_game.round_incentives`: contributions on the valuation
+rows, free-rider detection, the reward book's settlement) and put the digest of the rewards
+vector in their votes; every honest validator computes the same vector from the same accepted
+updates and seeded streams (the simulation computes it once for all of them). Under
+``secure_aggregation = "enclave"`` the validators see no update: the enclave scores them and
+signs the scores in its transcript, which every validator verifies under its own quote, and
+the rewards vector is settled from those
+(:func:`~fedledger.fl.contribution_game.enclave_incentives`). A validator
 whose gate falls back votes for no rewards. Once the quorum finalises the round with that
 digest, the authority pays the vector in one ``Token.payout`` transaction (the contract
 checks it against the finalised digest), takes each caught free rider's penalty from its
@@ -18,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fedledger.fl.contribution_game import RoundIncentives, round_incentives
+from fedledger.fl.contribution_game import RoundIncentives, enclave_incentives, round_incentives
 from fedledger.fl.gate import FALLBACK
 from fedledger.ledger.records import rewards_digest
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from fedledger.fl.engine import Simulation
     from fedledger.fl.ledger_protocol import NetworkLike
     from fedledger.fl.network import Participants
+    from fedledger.fl.secure.base import SecureOutcome
 
 __all__ = ["RoundRewards", "propose_rewards", "settle_rewards"]
 
@@ -41,10 +46,14 @@ class RoundRewards:
         self.settled = False
 
     def record(self) -> dict[str, Any]:
-        """The round's ``rewards`` entry of ``ledger/rounds.jsonl``: the digest voted for,
-        whether it was paid, and what was paid and taken (by device index)."""
+        """The round's ``rewards`` entry of ``ledger/rounds.jsonl``: the contribution scores
+        and free riders it follows from, the digest voted for, whether it was paid, and what
+        was paid and taken (by device index)."""
         s = self.incentives.settlement
         return {
+            "method": self.incentives.contribution["method"],
+            "scores": self.incentives.contribution["scores"],
+            "free_riders": {str(d): k for d, k in sorted(s.free_riders.items())},
             "digest": self.digest.hex(),
             "settled": self.settled,
             "paid": {str(d): a for d, a in s.rewards.items()} if self.settled else {},
@@ -73,13 +82,16 @@ def propose_rewards(
     weights: torch.Tensor,
     devices: list[int],
     flagged: list[int] | None,
+    protected: SecureOutcome | None = None,
 ) -> RoundRewards | None:
     """The round's rewards, or ``None`` without incentives. ``flagged`` are the devices the
-    validators' strategy screened out of the candidate."""
+    validators' strategy screened out of the candidate; ``protected`` the enclave's outcome,
+    whose scores settle the round when it scored the updates."""
     if sim.book is None:
         return None
+    if protected is not None:
+        return RoundRewards(enclave_incentives(sim, r, protected, devices), people)
     screened = set(flagged or [])
-    step = None if sim.previous_params is None else base - sim.previous_params
     incentives = round_incentives(
         sim,
         r,
@@ -90,7 +102,7 @@ def propose_rewards(
         weights,
         devices,
         [d for d in row_ids if d >= 0 and d not in screened],
-        step,
+        sim.last_step(),
     )
     return RoundRewards(incentives, people)
 

@@ -20,7 +20,10 @@ from torch import nn
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.tasks import Task
 
-__all__ = ["choose_root_rows", "root_loss_increase"]
+__all__ = ["LOSS_CAP", "choose_root_rows", "root_loss_increase", "valuation_quality"]
+
+LOSS_CAP = 1e6
+"""The largest mean loss a contribution game counts (see :func:`valuation_quality`)."""
 
 
 def choose_root_rows(train_rows: list[np.ndarray], n: int, seed: int) -> np.ndarray:
@@ -37,6 +40,28 @@ def choose_root_rows(train_rows: list[np.ndarray], n: int, seed: int) -> np.ndar
 def _mean_loss(model: nn.Module, task: Task, x: torch.Tensor, y: torch.Tensor) -> float:
     out = model(x)
     return float(task.per_sample_loss(out, x, y).to(torch.float64).mean())
+
+
+@torch.no_grad()
+def valuation_quality(
+    model: nn.Module,
+    layout: ParamLayout,
+    task: Task,
+    params: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> float:
+    """Minus the mean loss of ``params`` on the valuation rows ``x, y`` (higher is better):
+    the value of a coalition in the contribution games of :mod:`fedledger.incentives`.
+
+    The loss is capped at :data:`LOSS_CAP` (also a non-finite loss), so that a coalition
+    holding a diverging update still has a value to subtract. ``model`` is scratch space: it
+    is left in eval mode holding ``params``.
+    """
+    model.eval()
+    layout.load_into(model, params)
+    loss = _mean_loss(model, task, x, y)
+    return -min(loss, LOSS_CAP) if np.isfinite(loss) else -LOSS_CAP
 
 
 @torch.no_grad()

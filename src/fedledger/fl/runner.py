@@ -17,6 +17,9 @@ from fedledger.fl.run_folder import RunFolder
 __all__ = ["RoundListener", "Runner", "round_record"]
 
 BOOK_PREFIX = "book."
+PREVIOUS_KEY = "run.previous_params"
+"""Checkpoint key of the global model before the last round (its step is what a stale free
+rider replays and what the free-rider screen compares with)."""
 """Checkpoint keys of the reward book (beside the strategy's state)."""
 
 _SCALARS = ("accuracy", "macro_f1", "loss", "detection_rate", "false_alarm_rate", "threshold")
@@ -96,6 +99,11 @@ class Runner:
                 f"{self.sim.global_params.numel()}"
             )
         self.sim.global_params = params
+        previous = state.pop(PREVIOUS_KEY, None)
+        if previous is not None:
+            if previous.shape != params.shape:
+                raise CheckpointError("the checkpoint's previous global model does not fit")
+            self.sim.previous_params = previous
         book = {
             k.removeprefix(BOOK_PREFIX): v for k, v in state.items() if k.startswith(BOOK_PREFIX)
         }
@@ -138,6 +146,8 @@ class Runner:
         state = self.sim.strategy.state_dict()
         if self.sim.book is not None:
             state.update({BOOK_PREFIX + k: v for k, v in self.sim.book.state_dict().items()})
+        if self.sim.previous_params is not None:
+            state[PREVIOUS_KEY] = self.sim.previous_params.clone()  # may be the model itself
         self.folder.save_checkpoint(r, result.global_params, state)
         if listener is not None:
             listener.on_round(record)

@@ -6,8 +6,10 @@ from fedledger.incentives.contribution import (
     CONTRIBUTIONS,
     EXACT_LIMIT,
     VALUED,
+    RoundAssessment,
     RoundContribution,
     RoundGame,
+    assess_round,
     contribution_scores,
 )
 from fedledger.incentives.free_riders import FREE_RIDING, detect_free_riders
@@ -23,9 +25,11 @@ __all__ = [
     "GtgSettings",
     "RewardBook",
     "RewardSettings",
+    "RoundAssessment",
     "RoundContribution",
     "RoundGame",
     "Settlement",
+    "assess_round",
     "contribution_scores",
     "detect_free_riders",
     "exact_shapley",

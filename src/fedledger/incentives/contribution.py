@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from fedledger.errors import FedledgerError
+from fedledger.incentives.free_riders import detect_free_riders
 from fedledger.incentives.shapley import (
     EXACT_LIMIT,
     CoalitionValue,
@@ -38,8 +39,10 @@ __all__ = [
     "CONTRIBUTIONS",
     "EXACT_LIMIT",
     "VALUED",
+    "RoundAssessment",
     "RoundContribution",
     "RoundGame",
+    "assess_round",
     "contribution_scores",
 ]
 
@@ -70,6 +73,30 @@ class RoundGame:
     aggregate: torch.Tensor
     quality: Callable[[torch.Tensor], float]
     rng: np.random.Generator
+
+    @classmethod
+    def of_round(
+        cls,
+        base: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+        candidate: torch.Tensor,
+        quality: Callable[[torch.Tensor], float],
+        seed: int,
+        round_number: int,
+    ) -> RoundGame:
+        """Round ``round_number``'s game of a run seeded ``seed``, which produced
+        ``candidate`` from ``base``: its permutations are drawn from
+        ``default_rng([seed, round_number, 12])`` (stream 12 of
+        :func:`fedledger.fl.round_data.round_rng`), whoever plays it."""
+        return cls(
+            base=base,
+            updates=updates,
+            weights=weights,
+            aggregate=candidate - base,
+            quality=quality,
+            rng=np.random.default_rng([seed, round_number, 12]),
+        )
 
     def value(self) -> CoalitionValue:
         """``v(S)`` = quality of ``w`` plus the sample-weighted mean of ``S``'s updates."""
@@ -154,3 +181,23 @@ def contribution_scores(method: str, game: RoundGame) -> RoundContribution:
             f"unknown contribution measure {method!r}; choose from {sorted(CONTRIBUTIONS)}"
         ) from None
     return measure(game)
+
+
+@dataclass(frozen=True)
+class RoundAssessment:
+    """What the devices' updates of a round say about them: contribution scores and
+    free-riding, by row."""
+
+    scores: np.ndarray
+    free_riders: dict[int, str]
+    """``{row: kind}`` (see :func:`~fedledger.incentives.free_riders.detect_free_riders`)."""
+    evaluations: int
+
+
+def assess_round(method: str, game: RoundGame, step: torch.Tensor | None) -> RoundAssessment:
+    """Score ``game``'s rows with ``method`` and screen them for free riders, ``step`` being
+    the last global step (``None`` in the first round). Whoever sees the updates runs this:
+    the simulation on plain updates, the enclave on sealed ones."""
+    result = contribution_scores(method, game)
+    riders = detect_free_riders(game.updates, step)
+    return RoundAssessment(result.scores, riders, result.evaluations)

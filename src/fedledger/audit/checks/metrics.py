@@ -208,6 +208,16 @@ def _check_rewards_entry(
                 f"{where}: rewards.{key} is {shown.get(key)!r}, ledger/rounds.jsonl says "
                 f"{recorded.get(key)!r}"
             )
+    if "scores" in recorded:  # what the rewards follow from
+        contribution = obj.get("contribution")
+        scores = contribution.get("scores") if isinstance(contribution, dict) else None
+        if scores != recorded["scores"]:
+            c.fail(f"{where}: the contribution scores are not ledger/rounds.jsonl's round {r}'s")
+        if shown.get("free_riders") != recorded.get("free_riders"):
+            c.fail(
+                f"{where}: rewards.free_riders is {shown.get('free_riders')!r}, "
+                f"ledger/rounds.jsonl says {recorded.get('free_riders')!r}"
+            )
 
 
 def _check_secure_entry(

@@ -10,7 +10,8 @@ checkable only through what the enclave signed and what the chain anchors:
 - every round's transcript verifies under the signing key a verified quote vouches for, names
   the round and the measurement, lists exactly the committed envelopes as its inputs, and
   (``enclave``) started from the round's base model and released its finalised model (in a
-  round the validator gate sent back to the base model: the candidate the gate refused);
+  round the validator gate sent back to the base model: the candidate the gate refused), and
+  its contribution scores and free riders are those the round's rewards were settled from;
 - the round record's ``secure`` summary agrees with its evidence.
 
 The shipped enclave is simulated (a separate process with a software platform key); the
@@ -38,6 +39,7 @@ from fedledger.audit.checks.transcript import (
     Inputs,
     RunFacts,
     check_flagged,
+    check_scores,
     check_transcript,
 )
 from fedledger.audit.report import Check
@@ -277,6 +279,7 @@ def _check_round(
             t = check_transcript(r, info, secure, inputs, verified[0], run, digests, candidate, c)
             if t is not None and run.mode == "enclave":
                 check_flagged(r, t, rec, run, c)
+                check_scores(r, t, rec, run, c)
     elif run.mode == "enclave" or (run.mode == "ckks" and secure["aggregated"] > 0):
         c.fail(
             f"round {r}: no enclave transcript in ledger/rounds.jsonl: the aggregate is unproven"

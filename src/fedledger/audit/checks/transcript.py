@@ -4,7 +4,9 @@ A transcript that verifies under the signing key a verified quote vouches for mu
 round, the registered measurement, the run's mode and strategy, and list exactly the committed
 envelopes as its inputs; with ``enclave`` it must also have started from the round's base model
 and released its finalised model (in a round the validator gate sent back to the base model:
-the candidate the gate refused), and flag the devices the round record flags.
+the candidate the gate refused), flag the devices the round record flags, and score the
+contributions and free riders the round's rewards entry records (with incentives, the enclave
+scores the updates it alone opens: its signature is what anchors them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "RunFacts",
     "check_enclave_output",
     "check_flagged",
+    "check_scores",
     "check_transcript",
     "model_digest",
 ]
@@ -122,6 +125,36 @@ def check_flagged(r: int, t: Transcript, rec: dict[str, Any], run: RunFacts, c: 
         c.fail(
             f"round {r}: the enclave's transcript flags devices {flagged}, ledger/rounds.jsonl "
             f"says {recorded}"
+        )
+
+
+def check_scores(r: int, t: Transcript, rec: dict[str, Any], run: RunFacts, c: Check) -> None:
+    """The contribution scores and free riders of the enclave's transcript, by device, are
+    the ones the round's ``rewards`` entry settled from (scores as rounded there)."""
+    rewards = rec.get("rewards")
+    where = f"round {r}: the enclave's transcript"
+    if not isinstance(rewards, dict):
+        if t.contribution != "none" or t.scores:
+            c.fail(f"{where} scores contributions, ledger/rounds.jsonl records no rewards")
+        return
+    if t.contribution != rewards.get("method"):
+        c.fail(
+            f"{where} scores with {t.contribution!r}, ledger/rounds.jsonl's rewards say "
+            f"{rewards.get('method')!r}"
+        )
+    senders = run.senders.get(r, {})
+
+    def device(i: int) -> str:
+        return str(senders.get(t.inputs[i][0], -1)) if 0 <= i < len(t.inputs) else "?"
+
+    scores = {device(i): round(v, 9) for i, v in t.scores}
+    if scores != rewards.get("scores"):
+        c.fail(f"{where}: its contribution scores are not those ledger/rounds.jsonl rewarded")
+    riders = {device(i): kind for i, kind in t.free_riders}
+    if riders != rewards.get("free_riders"):
+        c.fail(
+            f"{where} finds free riders {riders!r}, ledger/rounds.jsonl's rewards say "
+            f"{rewards.get('free_riders')!r}"
         )
 
 

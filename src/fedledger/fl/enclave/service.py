@@ -9,8 +9,10 @@ answers four requests:
   platform key;
 - ``aggregate``: open the sealed updates, refuse those that do not open, have the wrong size
   or non-finite values, run the configured strategy (robust strategies included) on the
-  individual updates, and release only the new parameters, the strategy state and a signed
-  transcript;
+  individual updates, with incentives configured score each device's contribution and screen
+  for free riders (:func:`fedledger.incentives.assess_round` on the validators' valuation
+  rows), and release only the new parameters, the strategy state and a signed transcript
+  with the scores;
 - ``decrypt_sum``: decrypt a CKKS sum of at least two inputs;
 - ``public_material``: the CKKS public context its quotes vouch for.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,8 +38,9 @@ from torch import nn
 from fedledger.config import StrategyConfig
 from fedledger.errors import EnvelopeError, SecureAggregationError
 from fedledger.fl.params import ParamLayout
-from fedledger.fl.probe import root_loss_increase
+from fedledger.fl.probe import root_loss_increase, valuation_quality
 from fedledger.fl.tasks import Task, task_from_labels
+from fedledger.incentives import RoundGame, assess_round
 from fedledger.models.registry import create_model
 from fedledger.security.ckks import CkksKeys
 from fedledger.security.enclave.backend import AggregateReply, DecryptReply
@@ -66,6 +70,7 @@ ENCLAVE_CODE: Final = (
     "fl/params.py",
     "fl/probe.py",
     "fl/tasks.py",
+    "incentives/*.py",
     "models/*.py",
     "report/metrics.py",
     "security/ckks.py",
@@ -78,6 +83,15 @@ ENCLAVE_CODE: Final = (
 
 MIN_SUM_INPUTS: Final = 2
 """The fewest distinct updates the enclave decrypts a CKKS sum of."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the enclave found of a round's contributions, by input index."""
+
+    scores: tuple[tuple[int, float], ...] = ()
+    free_riders: tuple[tuple[int, str], ...] = ()
+    evaluations: int = 0
 
 
 def code_files(root: Path | None = None) -> dict[str, bytes]:
@@ -97,10 +111,12 @@ def enclave_config(
     security: dict[str, Any],
     sizes: Sequence[int] = (),
     model: dict[str, Any] | None = None,
+    incentives: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The config an enclave is measured with: everything that decides what it computes —
-    the layer sizes of the flat vector, and the model it rebuilds to score updates on root
-    data (``None``: it cannot)."""
+    the layer sizes of the flat vector, the model it rebuilds to score updates on root or
+    valuation data (``None``: it cannot), and the contribution measure with the run seed of
+    its permutations (``None``: it scores no contributions)."""
     return {
         "mode": mode,
         "n_params": n_params,
@@ -108,6 +124,7 @@ def enclave_config(
         "security": security,
         "sizes": [int(x) for x in sizes],
         "model": model,
+        "incentives": incentives,
     }
 
 
@@ -152,6 +169,11 @@ class EnclaveService:
                 [int(h) for h in spec["hidden"]],
             )
             self._probe = (model, ParamLayout.of(model), task_from_labels(spec["labels"]))
+        self._incentives: dict[str, Any] | None = config.get("incentives")
+        if self._incentives is not None and self._probe is None:
+            raise SecureAggregationError(
+                "the enclave cannot score contributions: it has no model to evaluate them with"
+            )
         self._ckks: CkksKeys | None = None
         self._public = b""
         if self.mode == "ckks":
@@ -209,15 +231,22 @@ class EnclaveService:
             accepted.append(i)
         strategy = create_strategy(self._strategy_cfg)
         strategy.load_state_dict(dict(load_tensors(state)) if state else {})
+        tensors = dict(load_tensors(context)) if context else {}
+        ids = self._device_ids(tensors, len(payloads))
         flagged: tuple[int, ...] = ()
+        scored = Scored()
         if accepted:
             updates = torch.from_numpy(np.stack(rows))
             weights = torch.tensor([float(n_samples[i]) for i in accepted], dtype=updates.dtype)
             round_ctx = self._round_context(
-                round_number, context, len(payloads), accepted, strategy, global_params, updates
+                round_number, tensors, ids, accepted, strategy, global_params, updates
             )
             params = strategy.aggregate(global_params, updates, weights, round_ctx)
             flagged = tuple(accepted[i] for i in strategy.flagged)
+            if self._incentives is not None:
+                scored = self._score(
+                    round_number, tensors, ids, accepted, global_params, params, updates, weights
+                )
         else:  # nothing usable: the model and the strategy state stay
             params = global_params
         out = params.detach().numpy().astype("<f4")
@@ -236,6 +265,10 @@ class EnclaveService:
             output=vector_digest(out),
             context=context_digest(context),
             flagged=flagged,
+            contribution="none" if self._incentives is None else str(self._incentives["method"]),
+            scores=scored.scores,
+            free_riders=scored.free_riders,
+            evaluations=scored.evaluations,
         )
         return AggregateReply(
             params=out.tobytes(),
@@ -244,28 +277,32 @@ class EnclaveService:
             signature=transcript.sign(self._signer),
         )
 
+    @staticmethod
+    def _device_ids(tensors: dict[str, torch.Tensor], n_inputs: int) -> list[int] | None:
+        """The device id of every input, from the round context (``None``: not given)."""
+        if "devices" not in tensors:
+            return None
+        ids = [int(d) for d in tensors["devices"].tolist()]
+        if len(ids) != n_inputs:
+            raise SecureAggregationError(
+                f"the round context names {len(ids)} devices for {n_inputs} inputs"
+            )
+        return ids
+
     def _round_context(
         self,
         round_number: int,
-        context: bytes,
-        n_inputs: int,
+        tensors: dict[str, torch.Tensor],
+        ids: list[int] | None,
         accepted: list[int],
         strategy: Strategy,
         base: torch.Tensor,
         updates: torch.Tensor,
     ) -> RoundContext:
-        """The strategy's view of the round from the host's public ``context`` blob: device
-        ids of the accepted inputs, the reference update, and each update's effect on the
-        root loss, computed here on the updates nobody else sees."""
-        tensors = dict(load_tensors(context)) if context else {}
-        devices: tuple[int, ...] = ()
-        if "devices" in tensors:
-            ids = tensors["devices"].tolist()
-            if len(ids) != n_inputs:
-                raise SecureAggregationError(
-                    f"the round context names {len(ids)} devices for {n_inputs} inputs"
-                )
-            devices = tuple(int(ids[i]) for i in accepted)
+        """The strategy's view of the round from the host's public context: device ids of
+        the accepted inputs, the reference update, and each update's effect on the root loss,
+        computed here on the updates nobody else sees."""
+        devices = () if ids is None else tuple(ids[i] for i in accepted)
         reference = tensors.get("reference")
         if reference is not None and reference.numel() != self.n_params:
             raise SecureAggregationError("the reference update has the wrong size")
@@ -281,6 +318,51 @@ class EnclaveService:
             reference=reference,
             sizes=self._sizes,
             root_loss=root_loss,
+        )
+
+    def _score(
+        self,
+        round_number: int,
+        tensors: dict[str, torch.Tensor],
+        ids: list[int] | None,
+        accepted: list[int],
+        base: torch.Tensor,
+        params: torch.Tensor,
+        updates: torch.Tensor,
+        weights: torch.Tensor,
+    ) -> Scored:
+        """Contribution scores and free riders among the accepted updates of the round's own
+        devices (sealed Sybil clones, id ``-1``, are not scored), as the plain simulation
+        computes them (:func:`fedledger.fl.contribution_game.round_incentives`): the same
+        game on the validators' valuation rows, the same seeded permutations."""
+        assert self._incentives is not None and self._probe is not None
+        if ids is None:
+            raise SecureAggregationError("the round context names no devices to score")
+        own = [k for k, i in enumerate(accepted) if ids[i] >= 0]
+        if not own:
+            return Scored()
+        if "valuation_x" not in tensors or "valuation_y" not in tensors:
+            raise SecureAggregationError("the round context holds no valuation rows to score on")
+        step = tensors.get("step")
+        if step is not None and step.numel() != self.n_params:
+            raise SecureAggregationError("the round context's last global step has the wrong size")
+        model, layout, task = self._probe
+        x, y = tensors["valuation_x"], tensors["valuation_y"]
+
+        def quality(p: torch.Tensor) -> float:
+            return valuation_quality(model, layout, task, p, x, y)
+
+        seed = int(self._incentives["seed"])
+        game = RoundGame.of_round(
+            base, updates[own], weights[own], params, quality, seed, round_number
+        )
+        found = assess_round(str(self._incentives["method"]), game, step)
+        return Scored(
+            scores=tuple((accepted[own[k]], float(v)) for k, v in enumerate(found.scores)),
+            free_riders=tuple(
+                (accepted[own[k]], kind) for k, kind in sorted(found.free_riders.items())
+            ),
+            evaluations=found.evaluations,
         )
 
     def decrypt_sum(

@@ -39,6 +39,9 @@ class AttestedMode(SecureAggregator):
             ctx.security.model_dump(),
             sizes=ctx.sizes,
             model=ctx.model,
+            incentives=(
+                None if ctx.incentives == "none" else {"method": ctx.incentives, "seed": ctx.seed}
+            ),
         )
         self.approved = expected_measurement(self.config)
         """What the authority approves (and registers on the ledger)."""

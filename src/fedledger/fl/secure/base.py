@@ -63,6 +63,9 @@ class SecureContext:
     """The model the enclave can rebuild to score updates on the validators' root data
     (``name``, ``hidden``, ``features``, ``classes``, ``labels``); ``None`` for a model given
     as an ``nn.Module``, which the enclave cannot rebuild."""
+    incentives: str = "none"
+    """The contribution measure an enclave scores the updates with (``incentives.method``
+    resolved; ``"none"``: it scores nothing)."""
 
     @property
     def n_params(self) -> int:
@@ -71,8 +74,10 @@ class SecureContext:
 
 @dataclass(frozen=True)
 class RoundInputs:
-    """Public inputs of a round besides the updates, which a screening strategy inside the
-    enclave uses: FLTrust's reference update, and the validators' root data.
+    """Public inputs of a round besides the updates: FLTrust's reference update and the
+    validators' root data, which a screening strategy inside the enclave uses; and, when the
+    enclave scores contributions, the validators' valuation rows and the last global step
+    (for stale free riders).
 
     The enclave's transcript names their digest (with the devices' ids), so validators can
     check what it was given.
@@ -81,6 +86,9 @@ class RoundInputs:
     reference: torch.Tensor | None = None
     root_x: torch.Tensor | None = None
     root_y: torch.Tensor | None = None
+    valuation_x: torch.Tensor | None = None
+    valuation_y: torch.Tensor | None = None
+    step: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,8 @@ class SecureOutcome:
         survivors, clipped values...).
     flagged
         Device ids the strategy excluded as suspicious (screening inside the enclave).
+    contributions, free_riders, evaluations
+        What the enclave's transcript says of the devices' contributions.
     """
 
     params: torch.Tensor
@@ -126,6 +136,12 @@ class SecureOutcome:
     rejected: dict[int, str]
     evidence: dict[str, Any] = field(default_factory=dict)
     flagged: list[int] = field(default_factory=list)
+    contributions: dict[int, float] | None = None
+    """The enclave's contribution score of each scored device (``None``: it scored none)."""
+    free_riders: dict[int, str] = field(default_factory=dict)
+    """The scored devices the enclave found free riding, with the kind of update."""
+    evaluations: int = 0
+    """Models the enclave evaluated to score the round."""
 
 
 def round_nonce(seed: int, r: int, who: str) -> bytes:

@@ -23,7 +23,7 @@ from fedledger.fl.secure.attested import AttestedMode
 from fedledger.fl.secure.base import RoundInputs, SecureContext, SecureOutcome, Submission
 from fedledger.security.enclave.backend import EnclaveBackend
 from fedledger.security.enclave.sealing import SEALED_OVERHEAD, seal
-from fedledger.security.enclave.transcript import context_digest, vector_digest
+from fedledger.security.enclave.transcript import Transcript, context_digest, vector_digest
 from fedledger.security.payload import encode_f32
 from fedledger.strategies.base import Strategy
 
@@ -32,7 +32,8 @@ __all__ = ["SEALED_F32", "EnclaveMode", "encode_round_context"]
 
 def encode_round_context(devices: Sequence[int], inputs: RoundInputs | None) -> bytes:
     """The round's public context for the enclave, as safetensors: the device id of every
-    input, and FLTrust's reference update and the validators' root data when given."""
+    input, and whichever of FLTrust's reference update, the validators' root data, their
+    valuation rows and the last global step are given."""
     tensors = {"devices": torch.tensor(list(devices), dtype=torch.int64)}
     if inputs is not None:
         if inputs.reference is not None:
@@ -40,6 +41,11 @@ def encode_round_context(devices: Sequence[int], inputs: RoundInputs | None) -> 
         if inputs.root_x is not None and inputs.root_y is not None:
             tensors["root_x"] = inputs.root_x.detach().to(torch.float32).contiguous()
             tensors["root_y"] = inputs.root_y.detach().to(torch.int64).contiguous()
+        if inputs.valuation_x is not None and inputs.valuation_y is not None:
+            tensors["valuation_x"] = inputs.valuation_x.detach().to(torch.float32).contiguous()
+            tensors["valuation_y"] = inputs.valuation_y.detach().to(torch.int64).contiguous()
+        if inputs.step is not None:
+            tensors["step"] = inputs.step.detach().to(torch.float32).contiguous()
     return save_tensors(tensors)
 
 
@@ -158,6 +164,7 @@ class EnclaveMode(AttestedMode):
         own = copy.deepcopy(strategy)
         own.load_state_dict(dict(load_tensors(reply.state)) if reply.state else {})
         params = torch.from_numpy(out.astype(np.float32))
+        contributions, riders = _contributions(r, t, submissions, self.ctx.incentives)
         return SecureOutcome(
             params=params,
             strategy=own,
@@ -169,4 +176,32 @@ class EnclaveMode(AttestedMode):
                 "signature": reply.signature.hex(),
                 "quote": self.host_quote.hex(),
             },
+            contributions=contributions,
+            free_riders=riders,
+            evaluations=t.evaluations,
         )
+
+
+def _contributions(
+    r: int, t: Transcript, submissions: Sequence[Submission], method: str
+) -> tuple[dict[int, float] | None, dict[int, str]]:
+    """The transcript's scores and free riders by device, checked: the measure the run
+    configured, and only accepted inputs of the round's own devices, each scored once."""
+    if method == "none":
+        if t.contribution != "none" or t.scores or t.free_riders:
+            raise AttestationError(f"round {r}: the enclave scored contributions unasked")
+        return None, {}
+    if t.contribution != method:
+        raise AttestationError(
+            f"round {r}: the enclave scored contributions with {t.contribution!r}, not {method!r}"
+        )
+    own = {i for i in t.accepted if 0 <= i < len(submissions) and submissions[i].device >= 0}
+    scored = [i for i, _ in t.scores]
+    if sorted(scored) != sorted(own) or not {i for i, _ in t.free_riders} <= own:
+        raise AttestationError(
+            f"round {r}: the enclave's scores are not one for each accepted device's update"
+        )
+    return (
+        {submissions[i].device: v for i, v in t.scores},
+        {submissions[i].device: kind for i, kind in t.free_riders},
+    )

@@ -13,7 +13,10 @@ vouches for (:attr:`~fedledger.security.enclave.quote.Quote.signing_key`):
   reference update: what a screening strategy used besides the updates), and which accepted
   inputs the strategy flagged as anomalous and left out,
 - the digest of what it released (the new global parameters, or a decrypted sum),
-- per-input scores (empty until contribution scoring is configured).
+- with contribution scoring configured: the measure, its score of every scored input (the
+  accepted inputs of the round's own devices), the inputs it found free riding and how, and
+  how many models it evaluated (:mod:`fedledger.incentives`). The round's rewards follow
+  from these, so validators vote for a rewards vector the enclave vouches for.
 
 Validators check the signature and that the inputs are the envelopes the gateways committed;
 an auditor checks the same offline. The encoding is canonical JSON with a version field;
@@ -40,8 +43,8 @@ __all__ = [
     "verify_transcript",
 ]
 
-TRANSCRIPT_FORMAT: Final = "fedledger-transcript/v2"
-_SIGNED: Final = b"fedledger/transcript/v2\x00"
+TRANSCRIPT_FORMAT: Final = "fedledger-transcript/v3"
+_SIGNED: Final = b"fedledger/transcript/v3\x00"
 
 
 def vector_digest(values: np.ndarray) -> bytes:
@@ -71,9 +74,16 @@ class Transcript:
     accepted: tuple[int, ...]
     rejected: tuple[tuple[int, str], ...]
     output: bytes
-    scores: tuple[float, ...] = field(default=())
     context: bytes = bytes(32)
     flagged: tuple[int, ...] = field(default=())
+    contribution: str = "none"
+    """The contribution measure (``"none"``: the enclave scored nothing)."""
+    scores: tuple[tuple[int, float], ...] = field(default=())
+    """(input index, contribution score) of every scored input."""
+    free_riders: tuple[tuple[int, str], ...] = field(default=())
+    """(input index, kind) of every scored input found free riding."""
+    evaluations: int = 0
+    """Models the contribution measure evaluated."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,14 +97,19 @@ class Transcript:
             "accepted": list(self.accepted),
             "rejected": [{"input": i, "reason": r} for i, r in self.rejected],
             "output": self.output.hex(),
-            "scores": list(self.scores),
             "context": self.context.hex(),
             "flagged": list(self.flagged),
+            "contribution": self.contribution,
+            "scores": [{"input": i, "score": v} for i, v in self.scores],
+            "free_riders": [{"input": i, "kind": k} for i, k in self.free_riders],
+            "evaluations": self.evaluations,
         }
 
     def encode(self) -> bytes:
         """Canonical JSON bytes (what is signed)."""
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(
+            self.to_json(), sort_keys=True, separators=(",", ":"), allow_nan=False
+        ).encode()
 
     def digest(self) -> bytes:
         return hashlib.sha256(_SIGNED + self.encode()).digest()
@@ -122,15 +137,19 @@ class Transcript:
                 accepted=tuple(int(i) for i in obj["accepted"]),
                 rejected=tuple((int(x["input"]), str(x["reason"])) for x in obj["rejected"]),
                 output=bytes.fromhex(obj["output"]),
-                scores=tuple(float(s) for s in obj["scores"]),
                 context=bytes.fromhex(obj["context"]),
                 flagged=tuple(int(i) for i in obj["flagged"]),
+                contribution=str(obj["contribution"]),
+                scores=tuple((int(x["input"]), float(x["score"])) for x in obj["scores"]),
+                free_riders=tuple((int(x["input"]), str(x["kind"])) for x in obj["free_riders"]),
+                evaluations=int(obj["evaluations"]),
             )
+            canonical = t.encode()  # refuses NaN and infinite scores
         except AttestationError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AttestationError(f"malformed transcript: {exc}") from None
-        if t.encode() != data:
+        if canonical != data:
             raise AttestationError("malformed transcript: not in canonical form")
         return t
 
