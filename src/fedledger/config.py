@@ -151,6 +151,13 @@ class StrategyConfig(_Section):
         lt=1,
         description="screen: weight of the past in a device's reputation (0 = this round only)",
     )
+    screen_column_gap: float = Field(
+        2.5,
+        ge=0,
+        description="screen: decades by which a group of updates' share of first-layer energy "
+        "on one input column must exceed the rest's to be flagged as coordinated (a trigger "
+        "backdoor); 0 turns the rule off",
+    )
 
 
 class LedgerConfig(_Section):

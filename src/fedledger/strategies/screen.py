@@ -10,6 +10,7 @@ import torch
 from fedledger.config import StrategyConfig
 from fedledger.errors import FedledgerError
 from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
+from fedledger.strategies.column_energy import COLUMN_GAP, STRONG_MARGIN, coordinated_groups
 from fedledger.strategies.median import coordinate_median
 
 __all__ = [
@@ -227,7 +228,14 @@ class AnomalyScreen(Strategy):
     root loss, which the engine or the enclave computes with :mod:`fedledger.fl.probe`), and
     an unsupervised outlier score (:func:`outlier_scores`: robust z-scores per family, summed
     in squares, cube-rooted and calibrated on the round). Updates scoring above ``threshold`` are
-    flagged: excluded this round and reported (:attr:`flagged`); so are non-finite ones.
+    flagged: excluded this round and reported (:attr:`flagged`); so are non-finite ones, and
+    the updates of a coordinated group on some input column
+    (:func:`~fedledger.strategies.column_energy.coordinated_groups`, after DeepSight's
+    normalised update energies, Rieger et al. NDSS 2022): a group of updates that all put a
+    share of their first-layer change on an input column at least ``column_gap`` decades above
+    everyone else's, which is how a trigger backdoor looks. A group is flagged at once when it
+    stands ``column_gap + 0.5`` decades above the rest, and at ``column_gap`` when its column
+    was coordinated in the previous round too (the flagged columns are in :attr:`columns`).
 
     The rest are averaged with weights ``n_samples · reputation``. A device's reputation
     (Kang et al. 2019, "Incentive Mechanism for Reliable Federated Learning", reputation as
@@ -246,27 +254,47 @@ class AnomalyScreen(Strategy):
         Weight of the past in the reputation, in [0, 1).
     server_lr
         η in ``w ← w + η · Δ``.
+    column_gap
+        Decades that make a coordinated group on an input column (``0``: no such rule).
     """
 
     name = "screen"
     screens = True
     needs_root_loss = True
 
-    def __init__(self, threshold: float = 3.5, decay: float = 0.5, server_lr: float = 1.0) -> None:
+    def __init__(
+        self,
+        threshold: float = 3.5,
+        decay: float = 0.5,
+        server_lr: float = 1.0,
+        column_gap: float = COLUMN_GAP,
+    ) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
         if not 0 <= decay < 1:
             raise FedledgerError(f"screen: reputation decay must be in [0, 1), not {decay}")
+        if column_gap < 0:
+            raise FedledgerError(f"screen: column gap must be >= 0, not {column_gap}")
         self.threshold = threshold
         self.decay = decay
         self.server_lr = server_lr
+        self.column_gap = column_gap
         self.reputation: dict[int, float] = {}
         self.clean = False
+        self.columns: list[int] = []
+        """The input columns a coordinated group was flagged on in the last round."""
+        self.coordinated: list[int] = []
+        """The input columns that were coordinated in the last round (flagged or not)."""
 
     @classmethod
     def from_config(cls, cfg: StrategyConfig) -> AnomalyScreen:
         lr = 1.0 if cfg.server_lr is None else cfg.server_lr
-        return cls(threshold=cfg.screen_threshold, decay=cfg.reputation_decay, server_lr=lr)
+        return cls(
+            threshold=cfg.screen_threshold,
+            decay=cfg.reputation_decay,
+            server_lr=lr,
+            column_gap=cfg.screen_column_gap,
+        )
 
     @property
     def proximal(self) -> bool:
@@ -302,7 +330,18 @@ class AnomalyScreen(Strategy):
         bad = ~torch.isfinite(updates).all(dim=1)
         clean_rows = torch.where(bad[:, None], torch.zeros_like(updates), updates)
         scores = self.screen(clean_rows, weights, ctx)
-        flagged = (scores > self.threshold) | bad
+        groups = coordinated_groups(clean_rows, ctx.sizes, self.column_gap)
+        before = set(self.coordinated)
+        self.columns = [
+            j
+            for j, g in sorted(groups.items())
+            if j in before or g.gap >= self.column_gap + STRONG_MARGIN
+        ]
+        self.coordinated = sorted(groups)
+        grouped = torch.zeros(k, dtype=torch.bool)
+        for j in self.columns:
+            grouped[groups[j].rows] = True
+        flagged = (scores > self.threshold) | bad | grouped
         self.flagged = tuple(int(i) for i in torch.nonzero(flagged).flatten())
         devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
         rep = torch.tensor(
@@ -330,11 +369,12 @@ class AnomalyScreen(Strategy):
             "reputation_ids": torch.tensor(ids, dtype=torch.int64),
             "reputation": torch.tensor([self.reputation[d] for d in ids], dtype=torch.float64),
             "clean": torch.tensor([1 if self.clean else 0], dtype=torch.int64),
+            "coordinated": torch.tensor(self.coordinated, dtype=torch.int64),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if not state:
-            self.reputation, self.clean = {}, False
+            self.reputation, self.clean, self.coordinated = {}, False, []
             return
         missing = {"reputation_ids", "reputation", "clean"} - set(state)
         if missing:
@@ -343,3 +383,5 @@ class AnomalyScreen(Strategy):
         values = state["reputation"].tolist()
         self.reputation = {int(d): float(v) for d, v in zip(ids, values, strict=True)}
         self.clean = bool(int(state["clean"][0]))
+        # absent from checkpoints written before the column rule: no column then
+        self.coordinated = [int(j) for j in state.get("coordinated", torch.zeros(0)).tolist()]

@@ -1,0 +1,122 @@
+"""Coordinated input columns: a group of updates that all pour their first-layer change into an
+input column the others barely touch — the trace a trigger backdoor leaves.
+
+Rieger, Nguyen, Miettinen, Sadeghi, NDSS 2022, "DeepSight: Mitigating Backdoor Attacks in
+Federated Learning Through Deep Model Inspection", classify updates by the *normalised energy*
+of their parameter changes per output neuron: a model trained on the homogeneous data of a
+backdoor concentrates it. This module applies the same measure to the other end of the network.
+For a first layer with weights ``W`` of shape ``[H, F]`` (``H`` the size of its bias, ``F``
+its input columns), the update ``Δ_i`` puts the share
+
+    e_ij = Σ_h ΔW_i[h, j]² / Σ_{h, j'} ΔW_i[h, j']²
+
+of its first-layer energy on input column ``j``. A device's share of column ``j`` is roughly
+how often, and how strongly, column ``j`` is set in the rows it trained on, weighted by the
+error the model makes on them. A backdoor stamps a trigger (a few columns set to a fixed value)
+on a large part of every malicious device's rows, and the trigger columns are typically ones
+that real traffic rarely sets (a rare service or flag). So every malicious device carries a
+share of 10⁻² to 10⁻¹ on those columns, against 10⁻⁵ to 10⁻⁷ for the honest ones.
+
+A column is *coordinated* when, sorting the round's ``log₁₀ e_ij`` in decreasing order, some
+group of the top ``m`` updates (``min_group ≤ m ≤ K/2``) sits at least ``gap`` decades above
+the next one, with the group's lowest share at least ``10^level``. Every update in such a
+group is a suspect. Honest non-IID devices do form groups on columns only some of them see,
+but either the step down to the rest is smaller (about two decades on NSL-KDD, reaching 2.5
+in one round of twenty) or the group carries too little energy there to pass ``level``. A
+backdoor must be planted round after round, while honest groups cross the gap once in a
+while, so the screen (:class:`~fedledger.strategies.screen.AnomalyScreen`) flags a group with
+hysteresis: at once when it stands :data:`STRONG_MARGIN` decades beyond the gap, and otherwise
+only when its column was coordinated in the previous round as well. A backdoor planted once
+lasts (honest updates hardly touch columns honest traffic does not set), so its first round
+must not get through. Scaling an update
+does not change its shares, so sign flipping and boosting are left to the other
+fingerprints; Gaussian noise spreads evenly (share ``≈ 1/F``) and so shows up as a group on
+rare columns too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "COLUMN_GAP",
+    "COLUMN_LEVEL",
+    "MIN_GROUP",
+    "STRONG_MARGIN",
+    "Group",
+    "coordinated_groups",
+    "first_layer",
+]
+
+COLUMN_GAP = 2.5
+"""Decades between a coordinated group's lowest share and the next update's."""
+
+COLUMN_LEVEL = -3.0
+"""log₁₀ of the least share of its first-layer energy each update of a group puts on the
+column."""
+
+MIN_GROUP = 5
+"""The fewest updates that make a coordinated group."""
+
+STRONG_MARGIN = 0.5
+"""Decades beyond the gap at which a group is flagged without having been seen the round
+before."""
+
+_FLOOR = 1e-12  # a share of exactly 0 counts as 10⁻¹² (12 decades down)
+
+
+def first_layer(sizes: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(H, F)`` when the flat vector starts with a dense layer's ``[H, F]`` weights followed
+    by its ``[H]`` bias (``sizes[0] = H · F``, ``sizes[1] = H``), else ``None``."""
+    if len(sizes) < 2 or sizes[1] <= 0 or sizes[0] % sizes[1]:
+        return None
+    h = sizes[1]
+    f = sizes[0] // h
+    return (h, f) if f > 1 else None
+
+
+@dataclass(frozen=True)
+class Group:
+    """A coordinated group on one input column: its rows (sorted) and its gap in decades."""
+
+    rows: list[int]
+    gap: float
+
+
+def coordinated_groups(
+    updates: torch.Tensor,
+    sizes: tuple[int, ...],
+    gap: float = COLUMN_GAP,
+    level: float = COLUMN_LEVEL,
+    min_group: int = MIN_GROUP,
+) -> dict[int, Group]:
+    """``{column: group}``: every coordinated input column of the round ``updates`` ``[K, P]``
+    and its group (see the module docstring).
+
+    Nothing is found when ``gap <= 0``, when the model does not start with a dense layer
+    (:func:`first_layer`), or when a round has fewer than ``2 · min_group`` rows.
+    """
+    k = updates.shape[0]
+    shape = first_layer(sizes)
+    if gap <= 0 or shape is None or k < 2 * min_group:
+        return {}
+    h, f = shape
+    w = updates[:, : h * f].to(torch.float64).reshape(k, h, f)
+    energy = (w**2).sum(dim=1)
+    total = energy.sum(dim=1, keepdim=True)
+    share = torch.where(total > 0, energy / total.clamp_min(1e-300), torch.zeros_like(energy))
+    logs = torch.log10(share + _FLOOR)
+    ordered, rows = logs.sort(dim=0, descending=True, stable=True)
+    half = k // 2
+    # steps[m - min_group, j]: log share of the m-th largest minus the (m+1)-th, m ≥ min_group
+    steps = ordered[min_group - 1 : half] - ordered[min_group : half + 1]
+    best, at = steps.max(dim=0)
+    size = at + min_group
+    lowest = ordered.gather(0, (size - 1)[None, :])[0]
+    columns = torch.nonzero((best >= gap) & (lowest >= level)).flatten().tolist()
+    return {
+        int(j): Group(sorted(int(i) for i in rows[: int(size[j]), j]), float(best[j]))
+        for j in columns
+    }

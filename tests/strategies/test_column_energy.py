@@ -1,0 +1,165 @@
+"""Coordinated input columns: a group that pours its first-layer change into a column the rest
+barely touch is flagged (a trigger backdoor); honest groups, small groups, majorities, scaled
+updates and models without a dense first layer are not; and on NSL-KDD the default screen
+finds exactly the backdoor devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedledger.errors import FedledgerError
+from fedledger.strategies.base import RoundContext
+from fedledger.strategies.column_energy import coordinated_groups, first_layer
+from fedledger.strategies.screen import AnomalyScreen
+
+H, F = 4, 10
+SIZES = (H * F, H, 3 * H, 3)  # a dense [H, F] layer, its bias, then [3, H] and its bias
+RARE = 7  # an input column honest devices almost never see
+
+
+def round_of(
+    k: int = 20, group: int = 6, boost: float = 1.0, rest: float = 1e-4, seed: int = 0
+) -> torch.Tensor:
+    """``k`` updates whose first layer touches column ``RARE`` ``rest`` times as much as a
+    trained column; the first ``group`` put ``boost`` times a trained column's on it."""
+    g = torch.Generator().manual_seed(seed)
+    p = sum(SIZES)
+    rows = torch.randn(k, p, generator=g, dtype=torch.float64)
+    w = rows[:, : H * F].reshape(k, H, F)
+    w[:, :, RARE] *= rest
+    w[:group, :, RARE] = boost * torch.randn(group, H, generator=g, dtype=torch.float64)
+    return rows
+
+
+def stepped(decades: float, k: int = 20, group: int = 6) -> torch.Tensor:
+    """``k`` updates with unit first-layer weights, except column ``RARE`` of all but the first
+    ``group``, whose energy there is ``10^-decades`` of theirs."""
+    rows = torch.randn(k, sum(SIZES), generator=torch.Generator().manual_seed(3))
+    w = rows[:, : H * F].reshape(k, H, F)
+    w[:] = 1.0
+    w[group:, :, RARE] = 10 ** (-decades / 2)
+    return rows
+
+
+def groups_of(rows: torch.Tensor) -> dict[int, list[int]]:
+    return {j: g.rows for j, g in coordinated_groups(rows, SIZES).items()}
+
+
+def test_a_group_on_a_rare_column_is_found_and_nobody_else() -> None:
+    assert groups_of(round_of()) == {RARE: list(range(6))}
+    (found,) = coordinated_groups(stepped(2.75), SIZES).values()
+    # shares, not energies: the group also holds a tenth of its energy there, the rest less
+    assert found.rows == list(range(6)) and 2.6 < found.gap < 2.8
+
+
+def test_honest_rounds_small_groups_and_majorities_are_not_flagged() -> None:
+    assert groups_of(round_of(group=0)) == {}
+    assert groups_of(round_of(group=4)) == {}  # fewer than 5
+    assert groups_of(round_of(group=11)) == {}  # the rest is the minority
+    # a group about two decades above the rest (energy ∝ value²): honest non-IID structure
+    assert groups_of(round_of(rest=0.1)) == {}
+    assert groups_of(stepped(2.45)) == {}
+    assert list(groups_of(round_of(rest=0.01))) == [RARE]  # four decades
+
+
+def test_a_group_that_carries_too_little_energy_there_is_not_flagged() -> None:
+    # far above the rest, but below 10^-3 of the group's own first-layer energy
+    faint = round_of(boost=1e-2)
+    assert coordinated_groups(faint, SIZES) == {}
+
+
+def test_nothing_is_flagged_without_a_dense_first_layer_or_with_the_rule_off() -> None:
+    rows = round_of()
+    assert first_layer((7, 3)) is None and first_layer((10,)) is None
+    assert first_layer((4, 4)) is None  # one input column is no column structure
+    assert coordinated_groups(rows, (sum(SIZES),)) == {}
+    assert coordinated_groups(rows, SIZES, gap=0) == {}
+    assert coordinated_groups(rows[:9], SIZES) == {}  # fewer than 2 groups' worth
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    scales=st.lists(st.floats(0.05, 20) | st.floats(-20, -0.05), min_size=20, max_size=20),
+)
+def test_flags_follow_the_rows_and_ignore_their_scale(seed: int, scales: list[float]) -> None:
+    rows = round_of(seed=seed)
+    base = groups_of(rows)
+    perm = torch.randperm(20, generator=torch.Generator().manual_seed(seed))
+    scaled = rows * torch.tensor(scales, dtype=torch.float64)[:, None]
+    moved = groups_of(scaled[perm])
+    back = {j: sorted(int(perm[i]) for i in group) for j, group in moved.items()}
+    assert back == base
+
+
+def test_the_screen_flags_a_group_at_once_or_when_its_column_was_coordinated_before() -> None:
+    rows = stepped(2.75)  # past the gap (2.5), short of flagging at once (3.0)
+    zero = torch.zeros(rows.shape[1])
+    ctx = RoundContext(round=1, devices=tuple(range(20)), sizes=SIZES)
+    screen = AnomalyScreen()
+    screen.aggregate(zero, rows, torch.ones(20), ctx)  # once: a one-off crossing, let through
+    assert screen.columns == [] and screen.coordinated == [RARE]
+    assert not set(range(6)) & set(screen.flagged)
+    # the state carries the column to the next round (the enclave reloads it every round)
+    again = AnomalyScreen()
+    again.load_state_dict(screen.state_dict())
+    again.aggregate(zero, rows, torch.ones(20), ctx)
+    assert again.columns == [RARE] and set(range(6)) <= set(again.flagged)
+    # an honest round in between clears it; a strong group is flagged in its first round
+    again.aggregate(zero, round_of(group=0).to(torch.float32), torch.ones(20), ctx)
+    again.aggregate(zero, rows, torch.ones(20), ctx)
+    assert again.columns == []
+    fresh = AnomalyScreen()
+    fresh.aggregate(zero, stepped(3.25), torch.ones(20), ctx)
+    assert fresh.columns == [RARE] and set(range(6)) <= set(fresh.flagged)
+    off = AnomalyScreen(column_gap=0)
+    for _ in range(2):
+        off.aggregate(zero, rows, torch.ones(20), ctx)
+    assert off.columns == [] and off.coordinated == []
+    legacy = {k: v for k, v in screen.state_dict().items() if k != "coordinated"}
+    off.load_state_dict(legacy)  # a checkpoint from before the rule
+    assert off.coordinated == []
+    with pytest.raises(FedledgerError, match="column gap"):
+        AnomalyScreen(column_gap=-1)
+
+
+NSL = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nsl_kdd"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not NSL.is_dir(), reason=f"NSL-KDD not found at {NSL}")
+def test_on_nsl_kdd_the_screen_finds_exactly_the_backdoor_devices() -> None:
+    from fedledger.assemble import build_simulation
+    from fedledger.config import load_config
+
+    cfg = load_config(
+        None,
+        [
+            "data.name=nsl-kdd",
+            f"data.dir={NSL}",
+            "data.clients=100",
+            "data.partition=dirichlet",
+            "data.alpha=0.5",
+            "ledger.backend=none",
+            "incentives.method=none",
+            "strategy.name=screen",
+            "attack.name=backdoor",
+            "attack.fraction=0.3",
+        ],
+    )
+    sim = build_simulation(cfg)
+    for r in (1, 2):
+        local = sim.train_devices(r)
+        ctx = sim.round_context(r, local.order, local.updates)
+        groups = coordinated_groups(local.updates, ctx.sizes)
+        found = {local.order[i] for g in groups.values() for i in g.rows}
+        assert found == sim.malicious & set(local.order)
+        assert groups and set(groups) <= set(sim.attack.columns(sim.data.x_train.shape[1]))
+        sim.global_params = sim.strategy.aggregate(
+            sim.global_params, local.updates, local.weights, ctx
+        )
