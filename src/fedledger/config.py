@@ -151,6 +151,11 @@ class StrategyConfig(_Section):
         lt=1,
         description="screen: weight of the past in a device's reputation (0 = this round only)",
     )
+    screen_direction: bool = Field(
+        False,
+        description="screen: flag updates that point against the last global step (negative "
+        "cosine), unless more than half of the round does",
+    )
     screen_column_gap: float = Field(
         2.5,
         ge=0,

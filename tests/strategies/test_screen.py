@@ -241,3 +241,29 @@ def test_scores_do_not_depend_on_the_scale_or_order_of_the_round(
     perm = torch.from_numpy(np.random.default_rng(seed + 1).permutation(k))
     c = screen.screen(x[perm], w[perm])
     assert torch.allclose(c, a[perm], rtol=1e-6, atol=1e-6)
+
+
+def test_updates_against_the_last_global_step_are_flagged_unless_most_are() -> None:
+    base = torch.zeros(P, dtype=torch.float64)
+    ones = torch.ones(12, dtype=torch.float64)
+    screen = AnomalyScreen(direction=True)
+    screen.aggregate(base, honest(12), ones, RoundContext(sizes=SIZES))
+    assert screen.against == [] and screen.step is not None  # no step before the first round
+    flipped = honest(12)  # the devices of round 1 again (the step is their mean)
+    flipped[:4] *= -1.0  # the same length, pointing backwards
+    resumed = AnomalyScreen(direction=True)
+    resumed.load_state_dict(screen.state_dict())  # the step travels with the state
+    for s in (screen, resumed):
+        s.aggregate(base, flipped.clone(), ones, RoundContext(sizes=SIZES))
+        assert s.against == [0, 1, 2, 3] and {0, 1, 2, 3} <= set(s.flagged)
+    # a majority against the step: the step is suspect, the rule rests this round
+    most = honest(12)
+    most[:7] *= -1.0
+    screen.aggregate(base, most, ones, RoundContext(sizes=SIZES))
+    assert screen.against == []
+    off = AnomalyScreen()  # off by default
+    off.load_state_dict(resumed.state_dict())
+    off.aggregate(base, flipped.clone(), ones, RoundContext(sizes=SIZES))
+    assert off.against == []
+    made = create_strategy(StrategyConfig(name="screen", screen_direction=True))
+    assert isinstance(made, AnomalyScreen) and made.direction

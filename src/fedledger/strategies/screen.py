@@ -236,6 +236,12 @@ class AnomalyScreen(Strategy):
     everyone else's, which is how a trigger backdoor looks. A group is flagged at once when it
     stands ``column_gap + 0.5`` decades above the rest, and at ``column_gap`` when its column
     was coordinated in the previous round too (the flagged columns are in :attr:`columns`).
+    With ``direction``, an update that points against the last global step the screen applied
+    (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the trajectory as
+    the reference instead of an update trained on root data) is flagged too, unless more than
+    half of the round does, in which case the step itself is suspect and the rule rests for
+    the round: sign-flipped updates point backwards every round, honest non-IID ones almost
+    never.
 
     The rest are averaged with weights ``n_samples · reputation``. A device's reputation
     (Kang et al. 2019, "Incentive Mechanism for Reliable Federated Learning", reputation as
@@ -256,6 +262,8 @@ class AnomalyScreen(Strategy):
         η in ``w ← w + η · Δ``.
     column_gap
         Decades that make a coordinated group on an input column (``0``: no such rule).
+    direction
+        Flag updates that point against the last global step.
     """
 
     name = "screen"
@@ -268,6 +276,7 @@ class AnomalyScreen(Strategy):
         decay: float = 0.5,
         server_lr: float = 1.0,
         column_gap: float = COLUMN_GAP,
+        direction: bool = False,
     ) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
@@ -279,6 +288,11 @@ class AnomalyScreen(Strategy):
         self.decay = decay
         self.server_lr = server_lr
         self.column_gap = column_gap
+        self.direction = direction
+        self.step: torch.Tensor | None = None
+        """The last global step this screen applied (``None`` before its first round)."""
+        self.against: list[int] = []
+        """Rows of the last round flagged for pointing against the step."""
         self.reputation: dict[int, float] = {}
         self.clean = False
         self.columns: list[int] = []
@@ -294,6 +308,7 @@ class AnomalyScreen(Strategy):
             decay=cfg.reputation_decay,
             server_lr=lr,
             column_gap=cfg.screen_column_gap,
+            direction=cfg.screen_direction,
         )
 
     @property
@@ -341,7 +356,9 @@ class AnomalyScreen(Strategy):
         grouped = torch.zeros(k, dtype=torch.bool)
         for j in self.columns:
             grouped[groups[j].rows] = True
-        flagged = (scores > self.threshold) | bad | grouped
+        backwards = self._backwards(clean_rows)
+        self.against = [int(i) for i in torch.nonzero(backwards).flatten()]
+        flagged = (scores > self.threshold) | bad | grouped | backwards
         self.flagged = tuple(int(i) for i in torch.nonzero(flagged).flatten())
         devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
         rep = torch.tensor(
@@ -356,12 +373,27 @@ class AnomalyScreen(Strategy):
         self.clean = not self.flagged
         keep = ~flagged
         if not bool(keep.any()):  # everyone flagged: the model stays
+            self.step = torch.zeros_like(global_params)
             return global_params.clone()
         w = (weights.to(torch.float64) * rep)[keep]
         if float(w.sum()) <= 0:
             w = torch.ones_like(w)
         delta = weighted_mean(updates[keep], w.to(updates.dtype))
+        self.step = (self.server_lr * delta).detach().clone()
         return global_params + self.server_lr * delta
+
+    def _backwards(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows with a negative cosine to the last global step, if at most half are."""
+        k = rows.shape[0]
+        none = torch.zeros(k, dtype=torch.bool)
+        step = self.step
+        if not self.direction or step is None or step.numel() != rows.shape[1] or k < 3:
+            return none
+        if float(step.norm()) == 0:
+            return none
+        dots = rows.to(torch.float64) @ step.to(torch.float64)
+        negative = dots < 0
+        return negative if 2 * int(negative.sum()) <= k else none
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         ids = sorted(self.reputation)
@@ -370,11 +402,12 @@ class AnomalyScreen(Strategy):
             "reputation": torch.tensor([self.reputation[d] for d in ids], dtype=torch.float64),
             "clean": torch.tensor([1 if self.clean else 0], dtype=torch.int64),
             "coordinated": torch.tensor(self.coordinated, dtype=torch.int64),
+            **({} if self.step is None else {"step": self.step.detach().contiguous()}),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if not state:
-            self.reputation, self.clean, self.coordinated = {}, False, []
+            self.reputation, self.clean, self.coordinated, self.step = {}, False, [], None
             return
         missing = {"reputation_ids", "reputation", "clean"} - set(state)
         if missing:
@@ -385,3 +418,5 @@ class AnomalyScreen(Strategy):
         self.clean = bool(int(state["clean"][0]))
         # absent from checkpoints written before the column rule: no column then
         self.coordinated = [int(j) for j in state.get("coordinated", torch.zeros(0)).tolist()]
+        step = state.get("step")
+        self.step = None if step is None else step.clone()
