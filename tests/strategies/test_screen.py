@@ -265,5 +265,6 @@ def test_updates_against_the_last_global_step_are_flagged_unless_most_are() -> N
     off.load_state_dict(resumed.state_dict())
     off.aggregate(base, flipped.clone(), ones, RoundContext(sizes=SIZES))
     assert off.against == []
+    assert "step" not in AnomalyScreen().state_dict()  # nothing kept when it is off
     made = create_strategy(StrategyConfig(name="screen", screen_direction=True))
     assert isinstance(made, AnomalyScreen) and made.direction

@@ -290,7 +290,8 @@ class AnomalyScreen(Strategy):
         self.column_gap = column_gap
         self.direction = direction
         self.step: torch.Tensor | None = None
-        """The last global step this screen applied (``None`` before its first round)."""
+        """The last global step this screen applied (``None`` before its first round, and
+        without ``direction``)."""
         self.against: list[int] = []
         """Rows of the last round flagged for pointing against the step."""
         self.reputation: dict[int, float] = {}
@@ -373,13 +374,15 @@ class AnomalyScreen(Strategy):
         self.clean = not self.flagged
         keep = ~flagged
         if not bool(keep.any()):  # everyone flagged: the model stays
-            self.step = torch.zeros_like(global_params)
+            if self.direction:
+                self.step = torch.zeros_like(global_params)
             return global_params.clone()
         w = (weights.to(torch.float64) * rep)[keep]
         if float(w.sum()) <= 0:
             w = torch.ones_like(w)
         delta = weighted_mean(updates[keep], w.to(updates.dtype))
-        self.step = (self.server_lr * delta).detach().clone()
+        if self.direction:  # kept (and checkpointed) only for the direction rule
+            self.step = (self.server_lr * delta).detach().clone()
         return global_params + self.server_lr * delta
 
     def _backwards(self, rows: torch.Tensor) -> torch.Tensor:
