@@ -15,6 +15,7 @@ from fedledger.assemble import prepare_run
 from fedledger.config import load_config
 from fedledger.report import plot_contributions, write_report
 from tests.conftest import make_dataset
+from tests.report.sections import section, table_rows
 from tests.report.test_report_run_folder import make_run
 
 SECTION = "## Contributions"
@@ -67,21 +68,13 @@ def _run(
 
 
 def _section(run: Path) -> str:
-    text = (run / "report.md").read_text(encoding="utf-8")
-    assert text.count(SECTION) == 1
-    return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
-
-
-def _rows(section: str) -> list[list[str]]:
-    """The cells of the ranking table's body rows."""
-    lines = [line for line in section.splitlines() if line.startswith("| ")]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    return section(run, SECTION)
 
 
 def test_devices_are_ranked_by_total_with_roles_and_rounds(tmp_path: Path) -> None:
     run = _run(tmp_path, ROUNDS, _devices(4, {3}))
     section = _section(run)
-    assert _rows(section) == [
+    assert table_rows(section) == [
         ["1", "dev-001", "honest", "101", "0.5000", "2"],
         ["2", "dev-002", "honest", "102", "0.2500", "2"],
         ["3", "dev-000", "honest", "100", "0.2000", "2"],
@@ -107,7 +100,7 @@ def test_all_honest_or_no_devices_json_has_no_comparison(tmp_path: Path) -> None
     assert "Mean total contribution" not in bare
     header = next(line for line in bare.splitlines() if line.startswith("| rank"))
     assert header == "| rank | device | samples | total | rounds |"
-    assert _rows(bare)[0] == ["1", "1", "—", "0.5000", "2"]
+    assert table_rows(bare)[0] == ["1", "1", "—", "0.5000", "2"]
 
 
 def test_the_plot_is_linked_and_written(tmp_path: Path) -> None:
@@ -137,8 +130,8 @@ def test_totals_come_from_the_summary_when_it_has_them(tmp_path: Path) -> None:
         },
     }
     section = _section(_run(tmp_path, ROUNDS, _devices(4, {3}), summary))
-    assert [row[1] for row in _rows(section)] == ["dev-000", "dev-001", "dev-003"]
-    assert _rows(section)[0][4] == "0.9000"
+    assert [row[1] for row in table_rows(section)] == ["dev-000", "dev-001", "dev-003"]
+    assert table_rows(section)[0][4] == "0.9000"
     assert "with `shapley` (its exact Shapley value" in section
     assert "summed from" not in section
     assert "this took 32 model evaluations in total." in section
@@ -154,7 +147,7 @@ def test_malformed_scores_are_skipped(tmp_path: Path) -> None:
     lines.append(json.dumps({"round": 3, "contribution": "broken"}))
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     section = _section(Path(write_report(run)).parent)
-    assert _rows(section) == [
+    assert table_rows(section) == [
         ["1", "dev-000", "honest", "100", "0.5000", "2"],
         ["2", "dev-001", "honest", "101", "0.2000", "1"],
     ]
@@ -164,7 +157,7 @@ def test_more_than_15_devices_shows_top_10_and_bottom_5(tmp_path: Path) -> None:
     scores = {str(d): float(d) for d in range(20)}  # device 19 is highest
     section = _section(_run(tmp_path, [scores], _devices(20, {0})))
     assert "(the top 10 and bottom 5 of 20; 5 left out)" in section
-    rows = _rows(section)
+    rows = table_rows(section)
     assert [r[0] for r in rows] == [*map(str, range(1, 11)), "…", *map(str, range(16, 21))]
     assert rows[0][1] == "dev-019" and rows[-1][1] == "dev-000"
     assert rows[10][1] == "5 more"
@@ -215,5 +208,5 @@ def test_a_real_run_reports_its_contributions(tmp_path: Path) -> None:
     assert "with `loo` (its leave-one-out value" in section
     assert f"this took {contributions['evaluations']} model evaluations in total." in section
     totals = sorted(contributions["totals"].values(), reverse=True)
-    assert [row[4] for row in _rows(section)] == [f"{t:.4f}" for t in totals]
+    assert [row[4] for row in table_rows(section)] == [f"{t:.4f}" for t in totals]
     assert (run / "plots" / "contributions.png").read_bytes().startswith(PNG_MAGIC)

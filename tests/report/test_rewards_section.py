@@ -12,6 +12,7 @@ from matplotlib.image import imread
 from fedledger.report import write_report
 from fedledger.report._rewards import read_rewards, rewards_section
 from fedledger.report.rewards_plot import plot_rewards
+from tests.report.sections import section, table_rows
 from tests.report.test_report_run_folder import make_run
 
 SECTION = "## Rewards"
@@ -72,15 +73,7 @@ def _run(
 
 
 def _section(run: Path) -> str:
-    text = (run / "report.md").read_text(encoding="utf-8")
-    assert text.count(SECTION) == 1
-    return text.split(SECTION, 1)[1].split("\n## ", 1)[0]
-
-
-def _rows(section: str) -> list[list[str]]:
-    """The cells of the ranking table's body rows."""
-    lines = [line for line in section.splitlines() if line.startswith("| ")]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    return section(run, SECTION)
 
 
 def test_no_rewards_entries_no_section_and_no_plot(tmp_path: Path) -> None:
@@ -99,7 +92,7 @@ def test_totals_and_ranking_are_summed_from_the_rounds(tmp_path: Path) -> None:
     ) in section
     header = next(line for line in section.splitlines() if line.startswith("| rank"))
     assert header == "| rank | device | role | samples | balance | rounds free riding | excluded |"
-    assert _rows(section) == [
+    assert table_rows(section) == [
         ["1", "dev-001", "honest", "101", "1100", "0", ""],
         ["2", "dev-000", "honest", "100", "700", "0", ""],
         ["3", "dev-003", "honest", "103", "200", "0", ""],
@@ -114,7 +107,7 @@ def test_totals_stakes_and_exclusions_come_from_the_summary(tmp_path: Path) -> N
     assert "Devices were paid **2500 tokens** over 2 rounds (a pool of 1000 tokens" in section
     assert "summed from" not in section
     assert "; 2 of 4 devices received tokens." in section
-    assert _rows(section) == [
+    assert table_rows(section) == [
         ["1", "dev-000", "honest", "100", "2000", "100", "0", ""],
         ["2", "dev-001", "honest", "101", "500", "100", "0", ""],
         ["3", "dev-002", "malicious (free_rider)", "102", "0", "80", "2", "yes"],
@@ -134,7 +127,7 @@ def test_malicious_share_is_compared_with_their_share_of_devices(tmp_path: Path)
     ) in recorded
     bare = _section(_run(tmp_path / "c", ROUNDS))
     assert "malicious" not in bare
-    assert _rows(bare)[0] == ["1", "1", "—", "1100", "0", ""]
+    assert table_rows(bare)[0] == ["1", "1", "—", "1100", "0", ""]
 
 
 def test_detection_is_summed_from_the_rounds_or_read_from_the_summary(tmp_path: Path) -> None:
@@ -156,7 +149,7 @@ def test_more_than_15_devices_shows_top_10_and_bottom_5(tmp_path: Path) -> None:
     paid = {str(d): 10 * d for d in range(20)}  # device 19 is paid most
     section = _section(_run(tmp_path, [{"paid": paid}], _devices(20, {0})))
     assert "(the top 10 and bottom 5 of 20; 5 left out)" in section
-    rows = _rows(section)
+    rows = table_rows(section)
     assert [r[0] for r in rows] == [*map(str, range(1, 11)), "…", *map(str, range(16, 21))]
     assert rows[0][1] == "dev-019" and rows[-1][1] == "dev-000"
     assert rows[10][1] == "5 more"
@@ -190,7 +183,7 @@ def test_unsettled_rounds_are_not_counted(tmp_path: Path) -> None:
         "Devices were paid **2000 tokens** over 3 rounds (summed from `metrics.jsonl`); "
         "3 of 4 devices received tokens; 1 round did not settle (2), so nothing was paid for it."
     ) in section
-    assert _rows(section)[1] == ["2", "dev-000", "honest", "100", "700", "0", ""]
+    assert table_rows(section)[1] == ["2", "dev-000", "honest", "100", "700", "0", ""]
 
 
 def test_the_plot_is_linked_and_written(tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.style
+import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["cluster_colours", "fixed_style", "save_png"]
+__all__ = ["cluster_colours", "cumulative", "fixed_style", "save_png"]
 
 _STYLE: dict[str, Any] = {
     "axes.grid": True,
@@ -56,3 +57,14 @@ def cluster_colours(names: list[str]) -> dict[str, Any]:
     cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     count = int(getattr(cmap, "N", 10))
     return {name: cmap(i % count) for i, name in enumerate(names)}
+
+
+def cumulative(
+    rounds: list[int], steps: list[list[float]], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Running totals of ``n`` series to draw as lines: ``x`` the round before the first one,
+    then ``rounds``; ``y`` ``[len(rounds) + 1, n]``, zeros and then the cumulative sums of
+    ``steps`` (one row of ``n`` per round)."""
+    x = np.array([rounds[0] - 1 if rounds else 0, *rounds], dtype=np.float64)
+    rows = np.array(steps, dtype=np.float64).reshape(len(rounds), n)
+    return x, np.vstack([np.zeros((1, n)), np.cumsum(rows, 0)])

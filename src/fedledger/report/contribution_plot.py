@@ -10,13 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from fedledger.report._contributions import contribution_rounds, method_label, read_contributions
-from fedledger.report._figure import fixed_style, save_png
+from fedledger.report._figure import cumulative, fixed_style, save_png
 from fedledger.report._screening import is_malicious
 
 __all__ = ["plot_contributions"]
@@ -51,10 +50,11 @@ def plot_contributions(
     rounds = contribution_rounds(records)
     found = read_contributions(records, {})
     ids = sorted({d for _, scores in rounds for d in scores})
-    steps = np.array([[scores.get(d, 0.0) for d in ids] for _, scores in rounds])
-    start = rounds[0][0] - 1 if rounds else 0
-    x = np.array([start, *(r for r, _ in rounds)], dtype=np.float64)
-    y = np.vstack([np.zeros((1, len(ids))), np.cumsum(steps.reshape(len(rounds), len(ids)), 0)])
+    x, y = cumulative(
+        [r for r, _ in rounds],
+        [[scores.get(d, 0.0) for d in ids] for _, scores in rounds],
+        len(ids),
+    )
     roles = {d: _role(devices, d) for d in ids}
     coloured = "malicious" in roles.values()
     label = method_label(found.method if found else None)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from fedledger.report._figure import fixed_style, save_png
+from fedledger.report._figure import cumulative, fixed_style, save_png
 from fedledger.report._rewards import reward_rounds
 from fedledger.report._screening import is_malicious
 from fedledger.report.contribution_plot import _role
@@ -59,10 +59,11 @@ def plot_rewards(
     """
     rounds = reward_rounds(records)
     ids = sorted({d for entry in rounds for d in entry.paid} | set(range(len(devices))))
-    steps = np.array([[entry.paid.get(d, 0.0) for d in ids] for entry in rounds])
-    start = rounds[0].round - 1 if rounds else 0
-    x = np.array([start, *(entry.round for entry in rounds)], dtype=np.float64)
-    y = np.vstack([np.zeros((1, len(ids))), np.cumsum(steps.reshape(len(rounds), len(ids)), 0)])
+    x, y = cumulative(
+        [entry.round for entry in rounds],
+        [[entry.paid.get(d, 0.0) for d in ids] for entry in rounds],
+        len(ids),
+    )
     roles = {d: _role(devices, d) for d in ids}
     coloured = "malicious" in roles.values()
     labels = _labels(devices) if coloured else {"honest": "devices"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,18 +91,11 @@ def write_report(run_dir: Path) -> Path:
     if isinstance(confusion, list) and classes and len(confusion) == len(classes):
         plot_confusion(confusion, classes, plots / "confusion.png")
         confusion_plot = f"{PLOTS_DIR}/confusion.png"
-    screen_plot = None
-    if any(isinstance(r.get("screen"), dict) for r in records):
-        plot_screen(records, devices, plots / "screen.png")
-        screen_plot = f"{PLOTS_DIR}/screen.png"
-    contribution_plot = None
-    if any(isinstance(r.get("contribution"), dict) for r in records):
-        plot_contributions(records, devices, plots / "contributions.png")
-        contribution_plot = f"{PLOTS_DIR}/contributions.png"
-    rewards_plot = None
-    if any(isinstance(r.get("rewards"), dict) for r in records):
-        plot_rewards(records, devices, plots / "rewards.png")
-        rewards_plot = f"{PLOTS_DIR}/rewards.png"
+    screen_plot = _entry_plot(records, devices, "screen", plot_screen, plots)
+    contribution_plot = _entry_plot(
+        records, devices, "contribution", plot_contributions, plots, "contributions.png"
+    )
+    rewards_plot = _entry_plot(records, devices, "rewards", plot_rewards, plots)
     devices_plot = None
     if devices:
         plot_devices(devices, plots / "devices.png")
@@ -124,6 +118,23 @@ def write_report(run_dir: Path) -> Path:
         *config_section(config),
     ]
     return _write_text(folder / REPORT_FILE, "\n".join(lines).rstrip() + "\n")
+
+
+def _entry_plot(
+    records: list[dict[str, Any]],
+    devices: list[dict[str, Any]],
+    key: str,
+    plot: Callable[[list[dict[str, Any]], list[dict[str, Any]], Path], Path],
+    plots: Path,
+    name: str | None = None,
+) -> str | None:
+    """Draw ``plot`` into ``plots/<name>`` (default ``<key>.png``) when some round has a
+    ``key`` entry; return its path relative to the run folder, else ``None``."""
+    if not any(isinstance(r.get(key), dict) for r in records):
+        return None
+    file = name or f"{key}.png"
+    plot(records, devices, plots / file)
+    return f"{PLOTS_DIR}/{file}"
 
 
 def _class_names(summary: dict[str, Any], final: dict[str, Any]) -> list[str]:
