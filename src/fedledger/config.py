@@ -152,9 +152,10 @@ class StrategyConfig(_Section):
         description="screen: weight of the past in a device's reputation (0 = this round only)",
     )
     screen_direction: bool = Field(
-        False,
+        True,
         description="screen: flag updates that point against the last global step (negative "
-        "cosine), unless more than half of the round does",
+        "cosine) from devices that did in most of their rounds, unless more than half of the "
+        "round does",
     )
     screen_column_gap: float = Field(
         2.5,

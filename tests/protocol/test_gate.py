@@ -39,7 +39,9 @@ from tests.conftest import make_dataset
 
 CFG = ["train.rounds=3", "train.lr=0.1", "train.batch_size=8", "model.hidden=[16]"]
 # half of the devices send −10·Δ from round 2 on: undefended FedAvg's candidate collapses
+# (the default screen's direction rule would flag them)
 ATTACK = [
+    "strategy.name=fedavg",
     "attack.name=sign_flip",
     "attack.fraction=0.5",
     "attack.start_round=2",

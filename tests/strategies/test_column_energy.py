@@ -67,6 +67,22 @@ def test_honest_rounds_small_groups_and_majorities_are_not_flagged() -> None:
     assert list(groups_of(round_of(rest=0.01))) == [RARE]  # four decades
 
 
+def test_a_column_the_rest_never_set_is_not_a_trigger() -> None:
+    """Devices whose traffic never sets a column have exactly zero first-layer change there:
+    a column only some devices see (9 of 20 on the default synthetic run with four zero-update
+    free riders, which flagged nine honest devices) is no sign of a trigger. The group is
+    compared with at least five devices below it that do set the column."""
+    rows = round_of(group=9, rest=0.0)
+    assert groups_of(rows) == {}
+    faint = rows[:, : H * F].reshape(20, H, F)
+    faint[9:13, :, RARE] = 1e-3  # four of the rest set it, faintly: still too few
+    assert groups_of(rows) == {}
+    faint[13, :, RARE] = 1e-3  # five
+    assert groups_of(rows) == {RARE: list(range(9))}
+    rows[9:] = 0.0  # zero updates (free riders): no energy anywhere
+    assert groups_of(rows) == {}
+
+
 def test_a_group_that_carries_too_little_energy_there_is_not_flagged() -> None:
     # far above the rest, but below 10^-3 of the group's own first-layer energy
     faint = round_of(boost=1e-2)

@@ -246,25 +246,58 @@ def test_scores_do_not_depend_on_the_scale_or_order_of_the_round(
 def test_updates_against_the_last_global_step_are_flagged_unless_most_are() -> None:
     base = torch.zeros(P, dtype=torch.float64)
     ones = torch.ones(12, dtype=torch.float64)
-    screen = AnomalyScreen(direction=True)
-    screen.aggregate(base, honest(12), ones, RoundContext(sizes=SIZES))
+    ids = RoundContext(sizes=SIZES, devices=tuple(range(12)))
+    screen = AnomalyScreen()  # on by default
+    screen.aggregate(base, honest(12), ones, ids)
     assert screen.against == [] and screen.step is not None  # no step before the first round
     flipped = honest(12)  # the devices of round 1 again (the step is their mean)
     flipped[:4] *= -1.0  # the same length, pointing backwards
-    resumed = AnomalyScreen(direction=True)
+    resumed = AnomalyScreen()
     resumed.load_state_dict(screen.state_dict())  # the step travels with the state
     for s in (screen, resumed):
-        s.aggregate(base, flipped.clone(), ones, RoundContext(sizes=SIZES))
+        s.aggregate(base, flipped.clone(), ones, ids)
         assert s.against == [0, 1, 2, 3] and {0, 1, 2, 3} <= set(s.flagged)
     # a majority against the step: the step is suspect, the rule rests this round
     most = honest(12)
     most[:7] *= -1.0
-    screen.aggregate(base, most, ones, RoundContext(sizes=SIZES))
+    screen.aggregate(base, most, ones, ids)
     assert screen.against == []
-    off = AnomalyScreen()  # off by default
+    off = AnomalyScreen(direction=False)
     off.load_state_dict(resumed.state_dict())
-    off.aggregate(base, flipped.clone(), ones, RoundContext(sizes=SIZES))
+    off.aggregate(base, flipped.clone(), ones, ids)
     assert off.against == []
-    assert "step" not in AnomalyScreen().state_dict()  # nothing kept when it is off
-    made = create_strategy(StrategyConfig(name="screen", screen_direction=True))
-    assert isinstance(made, AnomalyScreen) and made.direction
+    assert "step" not in AnomalyScreen(direction=False).state_dict()  # nothing kept when off
+    made = create_strategy(StrategyConfig(name="screen", screen_direction=False))
+    assert isinstance(made, AnomalyScreen) and not made.direction
+    assert create_strategy(StrategyConfig(name="screen")).direction  # type: ignore[attr-defined]
+
+
+def test_a_device_that_mostly_follows_the_step_is_not_flagged_for_one_round_against_it() -> None:
+    """Near convergence an honest device points back against an overshooting step now and
+    then; the rule flags a device only when it did so in most of the rounds it was seen in."""
+    base = torch.zeros(P, dtype=torch.float64)
+    ones = torch.ones(12, dtype=torch.float64)
+    ids = RoundContext(sizes=SIZES, devices=tuple(range(12)))
+    screen = AnomalyScreen(threshold=1e6, column_gap=0)  # only the direction rule flags
+    screen.aggregate(base, honest(12), ones, ids)
+    for _ in range(2):  # two rounds with the step
+        screen.aggregate(base, honest(12), ones, ids)
+    assert screen.against == [] and screen.pointing[0] == (0, 2)
+    once = honest(12)
+    once[0] *= -1.0  # device 0 (with two rounds along the step) and device 11 (new)
+    later = RoundContext(sizes=SIZES, devices=(*range(11), 99))
+    once[11] *= -1.0
+    screen.aggregate(base, once, ones, later)
+    assert screen.against == [11]  # the newcomer has only this round to go by
+    assert screen.pointing[0] == (1, 3) and screen.pointing[99] == (1, 1)
+    for _ in range(2):  # device 0 keeps pointing backwards: flagged once it mostly has
+        again = honest(12)
+        again[0] *= -1.0
+        screen.aggregate(base, again, ones, ids)
+    assert screen.against == [0] and screen.pointing[0] == (3, 5)
+    resumed = AnomalyScreen()
+    resumed.load_state_dict(screen.state_dict())  # the record travels with the state
+    assert resumed.pointing == screen.pointing
+    legacy = {k: v for k, v in screen.state_dict().items() if not k.startswith("pointing")}
+    resumed.load_state_dict(legacy)  # a checkpoint from before the record
+    assert resumed.pointing == {}

@@ -19,8 +19,13 @@ share of 10⁻² to 10⁻¹ on those columns, against 10⁻⁵ to 10⁻⁷ for t
 
 A column is *coordinated* when, sorting the round's ``log₁₀ e_ij`` in decreasing order, some
 group of the top ``m`` updates (``min_group ≤ m ≤ K/2``) sits at least ``gap`` decades above
-the next one, with the group's lowest share at least ``10^level``. Every update in such a
-group is a suspect. Honest non-IID devices do form groups on columns only some of them see,
+the next one, with the group's lowest share at least ``10^level``, and with at least
+``min_group`` updates below the group that do set the column (a share above 0). Every update
+in such a group is a suspect. A device whose traffic never sets a column has exactly no change
+there, so a column only some devices see would otherwise look like a trigger with a gap of a
+dozen decades; what the group is compared with must be devices that have the column and barely
+use it, as honest devices do with a rare service (24 to 57 of the 70 honest devices on the
+trigger columns of NSL-KDD). Honest non-IID devices do form groups on columns only some of them see,
 but either the step down to the rest is smaller (about two decades on NSL-KDD, reaching 2.5
 in one round of twenty) or the group carries too little energy there to pass ``level``. A
 backdoor must be planted round after round, while honest groups cross the gap once in a
@@ -65,6 +70,7 @@ STRONG_MARGIN = 0.5
 before."""
 
 _FLOOR = 1e-12  # a share of exactly 0 counts as 10⁻¹² (12 decades down)
+ABSENT = -11.5  # log₁₀ shares at or below this are exact zeros (a column never set)
 
 
 def first_layer(sizes: tuple[int, ...]) -> tuple[int, int] | None:
@@ -112,6 +118,12 @@ def coordinated_groups(
     half = k // 2
     # steps[m - min_group, j]: log share of the m-th largest minus the (m+1)-th, m ≥ min_group
     steps = ordered[min_group - 1 : half] - ordered[min_group : half + 1]
+    # below the group, at least min_group devices that set the column (a share above 0) must
+    # show what ordinary use of it looks like: a column only some devices' traffic has, with
+    # the rest at exactly 0, is no sign of a trigger
+    setters = (logs > ABSENT).sum(dim=0)
+    sizes_m = torch.arange(min_group, half + 1)[:, None]
+    steps = torch.where(setters[None, :] - sizes_m >= min_group, steps, -torch.inf)
     best, at = steps.max(dim=0)
     size = at + min_group
     lowest = ordered.gather(0, (size - 1)[None, :])[0]

@@ -236,12 +236,13 @@ class AnomalyScreen(Strategy):
     everyone else's, which is how a trigger backdoor looks. A group is flagged at once when it
     stands ``column_gap + 0.5`` decades above the rest, and at ``column_gap`` when its column
     was coordinated in the previous round too (the flagged columns are in :attr:`columns`).
-    With ``direction``, an update that points against the last global step the screen applied
-    (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the trajectory as
-    the reference instead of an update trained on root data) is flagged too, unless more than
-    half of the round does, in which case the step itself is suspect and the rule rests for
-    the round: sign-flipped updates point backwards every round, honest non-IID ones almost
-    never.
+    With ``direction`` (the default), an update that points against the last global step the
+    screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
+    trajectory as the reference instead of an update trained on root data) is flagged too, if
+    its device pointed against the step in more than half of the rounds the screen has seen it
+    in (:attr:`pointing`) and unless more than half of the round does (then the step itself is
+    suspect and the rule rests for the round). Sign-flipped updates point backwards in almost
+    every round; honest ones only now and then, near convergence, when a step overshoots.
 
     The rest are averaged with weights ``n_samples · reputation``. A device's reputation
     (Kang et al. 2019, "Incentive Mechanism for Reliable Federated Learning", reputation as
@@ -263,7 +264,7 @@ class AnomalyScreen(Strategy):
     column_gap
         Decades that make a coordinated group on an input column (``0``: no such rule).
     direction
-        Flag updates that point against the last global step.
+        Flag updates that point against the last global step, from devices that mostly do.
     """
 
     name = "screen"
@@ -276,7 +277,7 @@ class AnomalyScreen(Strategy):
         decay: float = 0.5,
         server_lr: float = 1.0,
         column_gap: float = COLUMN_GAP,
-        direction: bool = False,
+        direction: bool = True,
     ) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
@@ -294,6 +295,9 @@ class AnomalyScreen(Strategy):
         without ``direction``)."""
         self.against: list[int] = []
         """Rows of the last round flagged for pointing against the step."""
+        self.pointing: dict[int, tuple[int, int]] = {}
+        """Per device: the rounds in which its update pointed against the last global step,
+        and the rounds in which it could be compared with one."""
         self.reputation: dict[int, float] = {}
         self.clean = False
         self.columns: list[int] = []
@@ -357,11 +361,11 @@ class AnomalyScreen(Strategy):
         grouped = torch.zeros(k, dtype=torch.bool)
         for j in self.columns:
             grouped[groups[j].rows] = True
-        backwards = self._backwards(clean_rows)
+        devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
+        backwards = self._backwards(clean_rows, devices)
         self.against = [int(i) for i in torch.nonzero(backwards).flatten()]
         flagged = (scores > self.threshold) | bad | grouped | backwards
         self.flagged = tuple(int(i) for i in torch.nonzero(flagged).flatten())
-        devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
         rep = torch.tensor(
             [self.reputation.get(d, 1.0) if d >= 0 else 1.0 for d in devices], dtype=torch.float64
         )
@@ -385,8 +389,10 @@ class AnomalyScreen(Strategy):
             self.step = (self.server_lr * delta).detach().clone()
         return global_params + self.server_lr * delta
 
-    def _backwards(self, rows: torch.Tensor) -> torch.Tensor:
-        """Rows with a negative cosine to the last global step, if at most half are."""
+    def _backwards(self, rows: torch.Tensor, devices: tuple[int, ...]) -> torch.Tensor:
+        """Rows with a negative cosine to the last global step whose device mostly points
+        against it (counting this round; :attr:`pointing` is updated), if at most half of the
+        round points against it. A device without an id (−1) is judged on this round alone."""
         k = rows.shape[0]
         none = torch.zeros(k, dtype=torch.bool)
         step = self.step
@@ -394,9 +400,16 @@ class AnomalyScreen(Strategy):
             return none
         if float(step.norm()) == 0:
             return none
-        dots = rows.to(torch.float64) @ step.to(torch.float64)
-        negative = dots < 0
-        return negative if 2 * int(negative.sum()) <= k else none
+        negative = (rows.to(torch.float64) @ step.to(torch.float64)) < 0
+        mostly = negative.clone()
+        for i, d in enumerate(devices):
+            if d < 0:
+                continue
+            against, seen = self.pointing.get(d, (0, 0))
+            against, seen = against + int(bool(negative[i])), seen + 1
+            self.pointing[d] = (against, seen)
+            mostly[i] = 2 * against > seen
+        return negative & mostly if 2 * int(negative.sum()) <= k else none
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         ids = sorted(self.reputation)
@@ -406,11 +419,22 @@ class AnomalyScreen(Strategy):
             "clean": torch.tensor([1 if self.clean else 0], dtype=torch.int64),
             "coordinated": torch.tensor(self.coordinated, dtype=torch.int64),
             **({} if self.step is None else {"step": self.step.detach().contiguous()}),
+            **self._pointing_state(),
+        }
+
+    def _pointing_state(self) -> dict[str, torch.Tensor]:
+        if not self.pointing:
+            return {}
+        ids = sorted(self.pointing)
+        return {
+            "pointing_ids": torch.tensor(ids, dtype=torch.int64),
+            "pointing": torch.tensor([self.pointing[d] for d in ids], dtype=torch.int64),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if not state:
             self.reputation, self.clean, self.coordinated, self.step = {}, False, [], None
+            self.pointing = {}
             return
         missing = {"reputation_ids", "reputation", "clean"} - set(state)
         if missing:
@@ -423,3 +447,7 @@ class AnomalyScreen(Strategy):
         self.coordinated = [int(j) for j in state.get("coordinated", torch.zeros(0)).tolist()]
         step = state.get("step")
         self.step = None if step is None else step.clone()
+        # absent from checkpoints written before the device record: no record then
+        ids = state.get("pointing_ids", torch.zeros(0, dtype=torch.int64)).tolist()
+        counts = state.get("pointing", torch.zeros(0, 2, dtype=torch.int64)).tolist()
+        self.pointing = {int(d): (int(a), int(n)) for d, (a, n) in zip(ids, counts, strict=True)}
