@@ -21,6 +21,7 @@ from fedledger.matrix import (
     matrix_markdown,
     write_matrix,
 )
+from fedledger.matrix.trigger_baseline import trigger_success, with_trigger_baselines
 
 SMALL = [
     "--set",
@@ -233,6 +234,7 @@ def test_csv_has_one_row_per_cell_with_empty_fields_where_not_applicable(
         "accuracy": "0.9",
         "macro_f1": "0.8",
         "backdoor_success": "",
+        "backdoor_baseline": "",
         "detection_precision": "",
         "detection_recall": "",
         "detection_f1": "",
@@ -246,3 +248,35 @@ def test_csv_has_one_row_per_cell_with_empty_fields_where_not_applicable(
     assert files.csv.read_text() == matrix_csv(results)
     assert files.markdown.read_text().startswith("# Attack × defence matrix")
     assert files.heatmap.read_bytes().startswith(PNG)
+
+
+def test_backdoor_cells_get_the_trigger_on_the_attack_free_model(tmp_path: Path) -> None:
+    """``backdoor_baseline`` is the trigger's success on the same defence and seed's
+    attack-free model, by the same measure as the run's own ``backdoor_success``."""
+    out = tmp_path / "matrix"
+    args = ["--attacks", "none,backdoor", "--defences", "fedavg", "--fractions", "0.3"]
+    code, output = invoke(*SMALL, *args, "--jobs", "1", "--out", str(out))
+    assert code == 0, output
+    clean, attacked = _rows(out / "matrix.csv")
+    assert clean["backdoor_baseline"] == ""  # not a backdoor cell
+    spec = MatrixSpec.parse(
+        None, SMALL[1::2], attacks="none,backdoor", defences="fedavg", fractions="0.3"
+    )
+    config = spec.configs()[Cell("fedavg", "backdoor", 0.3, 0)]
+    # the measure is the run's own: on the backdoor cell's model it gives its backdoor_success
+    own = trigger_success(config, out / attacked["run_dir"] / "model.safetensors")
+    assert own is not None and abs(own - float(attacked["backdoor_success"])) < 1e-6
+    baseline = trigger_success(config, out / clean["run_dir"] / "model.safetensors")
+    assert baseline is not None and float(attacked["backdoor_baseline"]) == round(baseline, 6)
+    markdown = (out / "matrix.md").read_text()
+    assert "## Backdoor success on the attack-free model" in markdown
+    # without the attack-free cell, or with its model gone, there is no baseline
+    results = [CellResult(Cell("fedavg", "backdoor", 0.3, 0), accuracy=0.5, run_dir="x")]
+    assert with_trigger_baselines(results, {}, out)[0].backdoor_baseline is None
+    (out / clean["run_dir"] / "model.safetensors").unlink()
+    results = [
+        CellResult(Cell("fedavg", "none", 0.0, 0), accuracy=0.5, run_dir=clean["run_dir"]),
+        CellResult(Cell("fedavg", "backdoor", 0.3, 0), accuracy=0.5, run_dir="x"),
+    ]
+    redone = with_trigger_baselines(results, spec.configs(), out)
+    assert redone[1].backdoor_baseline is None and redone[1].accuracy == 0.5

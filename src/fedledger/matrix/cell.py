@@ -31,6 +31,10 @@ class CellResult:
         Final-round metrics (``None`` when the run failed).
     backdoor_success
         Final-round backdoor success rate, when the attack reports one.
+    backdoor_baseline
+        The same trigger's success on the final model of the same defence and seed without an
+        attack, when the matrix ran that too (filled in after the runs by
+        :func:`~fedledger.matrix.trigger_baseline.with_trigger_baselines`).
     detection_precision, detection_recall, detection_f1
         Device-level detection of the malicious devices, when the strategy screens or selects
         updates and an attack ran.
@@ -46,6 +50,7 @@ class CellResult:
     accuracy: float | None = None
     macro_f1: float | None = None
     backdoor_success: float | None = None
+    backdoor_baseline: float | None = None
     detection_precision: float | None = None
     detection_recall: float | None = None
     detection_f1: float | None = None

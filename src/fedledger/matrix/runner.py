@@ -22,6 +22,7 @@ from fedledger.config import Config
 from fedledger.errors import CheckpointError, ConfigError
 from fedledger.matrix.cell import CELLS_DIR, CellResult, _first_line, _relative, run_cell
 from fedledger.matrix.spec import Cell, MatrixSpec
+from fedledger.matrix.trigger_baseline import with_trigger_baselines
 
 __all__ = ["INTERRUPTED", "check_out", "run_matrix"]
 
@@ -121,6 +122,8 @@ def run_matrix(
     -------
     list of CellResult
         One per cell, in grid order. A failed cell has its error; the others still run.
+        Backdoor cells carry the trigger's success on their defence's attack-free model
+        (:func:`~fedledger.matrix.trigger_baseline.with_trigger_baselines`).
 
     Raises
     ------
@@ -173,7 +176,8 @@ def run_matrix(
                 record(future)
         raise
     pool.shutdown(wait=True)
-    return sorted(results.values(), key=lambda r: order[r.cell])
+    done = sorted(results.values(), key=lambda r: order[r.cell])
+    return with_trigger_baselines(done, configs, out)
 
 
 def _stop_pool(

@@ -34,6 +34,7 @@ CSV_COLUMNS = (
     "accuracy",
     "macro_f1",
     "backdoor_success",
+    "backdoor_baseline",
     "detection_precision",
     "detection_recall",
     "detection_f1",
@@ -64,6 +65,7 @@ def matrix_csv(results: Sequence[CellResult]) -> str:
                 _csv_value(r.accuracy),
                 _csv_value(r.macro_f1),
                 _csv_value(r.backdoor_success),
+                _csv_value(r.backdoor_baseline),
                 _csv_value(r.detection_precision),
                 _csv_value(r.detection_recall),
                 _csv_value(r.detection_f1),
@@ -241,6 +243,14 @@ def matrix_markdown(results: Sequence[CellResult], context: Sequence[str] = ()) 
             "Share of triggered test samples classified as the backdoor's target.",
         ),
         (
+            "backdoor_baseline",
+            "Backdoor success on the attack-free model",
+            3,
+            "The same trigger on the final model of the same defence and seed without an "
+            "attack: what a backdoor that planted nothing scores (a trigger can look like "
+            "the target class to a model that never saw it).",
+        ),
+        (
             "detection_f1",
             "Detection F1",
             3,
@@ -255,7 +265,7 @@ def matrix_markdown(results: Sequence[CellResult], context: Sequence[str] = ()) 
         lines += [f"## {title}", ""]
         if note:
             lines += [note, ""]
-        attacked = key in ("backdoor_success", "detection_f1")  # n/a without an attack
+        attacked = key in ("backdoor_success", "backdoor_baseline", "detection_f1")
         lines += [*_metric_table(grid, _metric(grid, key), digits, skip_baseline=attacked), ""]
     failed = [r for r in results if not r.ok]
     if failed:
