@@ -252,8 +252,10 @@ def test_updates_against_the_last_global_step_are_flagged_unless_most_are() -> N
     assert screen.against == [] and screen.step is not None  # no step before the first round
     flipped = honest(12)  # the devices of round 1 again (the step is their mean)
     flipped[:4] *= -1.0  # the same length, pointing backwards
+    screen.aggregate(base, flipped.clone(), ones, ids)
+    assert screen.against == []  # never on one round alone
     resumed = AnomalyScreen()
-    resumed.load_state_dict(screen.state_dict())  # the step travels with the state
+    resumed.load_state_dict(screen.state_dict())  # step and record travel with the state
     for s in (screen, resumed):
         s.aggregate(base, flipped.clone(), ones, ids)
         assert s.against == [0, 1, 2, 3] and {0, 1, 2, 3} <= set(s.flagged)
@@ -266,6 +268,11 @@ def test_updates_against_the_last_global_step_are_flagged_unless_most_are() -> N
     off.load_state_dict(resumed.state_dict())
     off.aggregate(base, flipped.clone(), ones, ids)
     assert off.against == []
+    sybils = RoundContext(sizes=SIZES)  # rows without a device id: judged on this round
+    fresh = AnomalyScreen()
+    fresh.load_state_dict(resumed.state_dict())
+    fresh.aggregate(base, flipped.clone(), ones, sybils)
+    assert fresh.against == [0, 1, 2, 3]
     assert "step" not in AnomalyScreen(direction=False).state_dict()  # nothing kept when off
     made = create_strategy(StrategyConfig(name="screen", screen_direction=False))
     assert isinstance(made, AnomalyScreen) and not made.direction
@@ -274,7 +281,8 @@ def test_updates_against_the_last_global_step_are_flagged_unless_most_are() -> N
 
 def test_a_device_that_mostly_follows_the_step_is_not_flagged_for_one_round_against_it() -> None:
     """Near convergence an honest device points back against an overshooting step now and
-    then; the rule flags a device only when it did so in most of the rounds it was seen in."""
+    then; the rule flags a device only when it did so in most of the rounds it was seen in,
+    with one round along the step as a prior (never on a single round)."""
     base = torch.zeros(P, dtype=torch.float64)
     ones = torch.ones(12, dtype=torch.float64)
     ids = RoundContext(sizes=SIZES, devices=tuple(range(12)))
@@ -284,17 +292,20 @@ def test_a_device_that_mostly_follows_the_step_is_not_flagged_for_one_round_agai
         screen.aggregate(base, honest(12), ones, ids)
     assert screen.against == [] and screen.pointing[0] == (0, 2)
     once = honest(12)
-    once[0] *= -1.0  # device 0 (with two rounds along the step) and device 11 (new)
-    later = RoundContext(sizes=SIZES, devices=(*range(11), 99))
+    once[0] *= -1.0  # device 0 (with two rounds along the step) and device 99 (new)
     once[11] *= -1.0
+    later = RoundContext(sizes=SIZES, devices=(*range(11), 99))
     screen.aggregate(base, once, ones, later)
-    assert screen.against == [11]  # the newcomer has only this round to go by
+    assert screen.against == []  # neither has pointed backwards in most of its rounds
     assert screen.pointing[0] == (1, 3) and screen.pointing[99] == (1, 1)
-    for _ in range(2):  # device 0 keeps pointing backwards: flagged once it mostly has
-        again = honest(12)
-        again[0] *= -1.0
-        screen.aggregate(base, again, ones, ids)
-    assert screen.against == [0] and screen.pointing[0] == (3, 5)
+    screen.aggregate(base, once, ones, later)  # the newcomer again: twice in a row
+    assert screen.against == [11] and screen.pointing[0] == (2, 4)
+    again = honest(12)
+    again[0] *= -1.0
+    screen.aggregate(base, again, ones, ids)  # device 0: 3 of 5, not with one along as a prior
+    assert screen.against == [] and screen.pointing[0] == (3, 5)
+    screen.aggregate(base, again, ones, ids)  # 4 of 6
+    assert screen.against == [0] and screen.pointing[0] == (4, 6)
     resumed = AnomalyScreen()
     resumed.load_state_dict(screen.state_dict())  # the record travels with the state
     assert resumed.pointing == screen.pointing

@@ -240,9 +240,11 @@ class AnomalyScreen(Strategy):
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
     its device pointed against the step in more than half of the rounds the screen has seen it
-    in (:attr:`pointing`) and unless more than half of the round does (then the step itself is
-    suspect and the rule rests for the round). Sign-flipped updates point backwards in almost
-    every round; honest ones only now and then, near convergence, when a step overshoots.
+    in, one round along the step counted in as a prior (:attr:`pointing`), and unless more than
+    half of the round does (then the step itself is suspect and the rule rests for the
+    round). Sign-flipped updates point backwards in almost every round; honest ones now and
+    then (near convergence, when a step overshoots) or in the first rounds (a device whose
+    data the first steps move away from).
 
     The rest are averaged with weights ``n_samples · reputation``. A device's reputation
     (Kang et al. 2019, "Incentive Mechanism for Reliable Federated Learning", reputation as
@@ -391,8 +393,11 @@ class AnomalyScreen(Strategy):
 
     def _backwards(self, rows: torch.Tensor, devices: tuple[int, ...]) -> torch.Tensor:
         """Rows with a negative cosine to the last global step whose device mostly points
-        against it (counting this round; :attr:`pointing` is updated), if at most half of the
-        round points against it. A device without an id (−1) is judged on this round alone."""
+        against it, if at most half of the round points against it. "Mostly": in more than half
+        of the rounds it was compared with a step (this one included; :attr:`pointing` is
+        updated), with one round along the step counted in as a prior, so that a device is
+        never flagged on a single round (twice in a row is enough, as is 4 of 6). A device
+        without an id (−1) has no record and is judged on this round alone."""
         k = rows.shape[0]
         none = torch.zeros(k, dtype=torch.bool)
         step = self.step
@@ -408,7 +413,7 @@ class AnomalyScreen(Strategy):
             against, seen = self.pointing.get(d, (0, 0))
             against, seen = against + int(bool(negative[i])), seen + 1
             self.pointing[d] = (against, seen)
-            mostly[i] = 2 * against > seen
+            mostly[i] = 2 * against > seen + 1  # one round along the step as a prior
         return negative & mostly if 2 * int(negative.sum()) <= k else none
 
     def state_dict(self) -> dict[str, torch.Tensor]:
