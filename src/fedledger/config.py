@@ -154,8 +154,8 @@ class StrategyConfig(_Section):
     screen_direction: bool = Field(
         True,
         description="screen: flag updates that point against the last global step (negative "
-        "cosine) from devices that did in most of their rounds, unless more than half of the "
-        "round does",
+        "cosine) from devices that did so in most of their rounds (one round along the step "
+        "counted as a prior), unless more than half of the round does",
     )
     screen_column_gap: float = Field(
         2.5,
