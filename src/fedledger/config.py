@@ -162,7 +162,8 @@ class StrategyConfig(_Section):
         ge=0,
         description="screen: decades by which a group of updates' share of first-layer energy "
         "on one input column must exceed the rest's to be flagged as coordinated (a trigger "
-        "backdoor); 0 turns the rule off",
+        "backdoor): in two rounds running, on two columns with the same updates, or 0.5 more "
+        "in one; 0 turns the rule off",
     )
 
 

@@ -30,8 +30,10 @@ but either the step down to the rest is smaller (about two decades on NSL-KDD, r
 in one round of twenty) or the group carries too little energy there to pass ``level``. A
 backdoor must be planted round after round, while honest groups cross the gap once in a
 while, so the screen (:class:`~fedledger.strategies.screen.AnomalyScreen`) flags a group with
-hysteresis: at once when it stands :data:`STRONG_MARGIN` decades beyond the gap, and otherwise
-only when its column was coordinated in the previous round as well. A backdoor planted once
+hysteresis: at once when it stands :data:`STRONG_MARGIN` decades beyond the gap or when the
+same updates are coordinated on another column of the round too (:func:`corroborated`: a
+trigger sets several columns at once), and otherwise only when its column was coordinated in
+the previous round as well. A backdoor planted once
 lasts (honest updates hardly touch columns honest traffic does not set), so its first round
 must not get through. Scaling an update
 does not change its shares, so sign flipping and boosting are left to the other
@@ -49,9 +51,11 @@ __all__ = [
     "COLUMN_GAP",
     "COLUMN_LEVEL",
     "MIN_GROUP",
+    "SAME_GROUP",
     "STRONG_MARGIN",
     "Group",
     "coordinated_groups",
+    "corroborated",
     "first_layer",
 ]
 
@@ -68,6 +72,10 @@ MIN_GROUP = 5
 STRONG_MARGIN = 0.5
 """Decades beyond the gap at which a group is flagged without having been seen the round
 before."""
+
+SAME_GROUP = 0.5
+"""Overlap (shared rows over all rows, Jaccard's index) from which the groups of two columns are
+the same updates (:func:`corroborated`)."""
 
 _FLOOR = 1e-12  # a share of exactly 0 counts as 10⁻¹² (12 decades down)
 ABSENT = -11.5  # log₁₀ shares at or below this are exact zeros (a column never set)
@@ -132,3 +140,28 @@ def coordinated_groups(
         int(j): Group(sorted(int(i) for i in rows[: int(size[j]), j]), float(best[j]))
         for j in columns
     }
+
+
+def corroborated(groups: dict[int, Group], overlap: float = SAME_GROUP) -> dict[int, list[int]]:
+    """``{column: rows}`` for every column of ``groups`` (one round's,
+    :func:`coordinated_groups`) whose group is, by at least ``overlap`` of their rows together
+    (``|A ∩ B| / |A ∪ B|``), the group of another column too: the rows it shares with those
+    groups, ascending.
+
+    A trigger sets several columns at once, so the updates that carry it form the same group
+    on several of them, each a fair step above the rest (the 30 backdoor devices of seed 3 on
+    NSL-KDD: 2.98, 2.85 and 2.41 decades on three of their four trigger columns in round 1).
+    Honest groups come from devices that see something the rest do not, and rarely get that
+    far: in 160 rounds of eight attack-free NSL-KDD runs, six crossed 2.5 decades, never two in
+    one round. Only the shared rows are returned: an honest device that joins the group on one
+    column (it sets that column heavily) is not corroborated by the others.
+    """
+    sets = [(j, set(g.rows)) for j, g in sorted(groups.items())]
+    shared: dict[int, set[int]] = {}
+    for a, (ja, ra) in enumerate(sets):
+        for jb, rb in sets[a + 1 :]:
+            both = ra & rb
+            if len(both) >= overlap * len(ra | rb):
+                shared.setdefault(ja, set()).update(both)
+                shared.setdefault(jb, set()).update(both)
+    return {j: sorted(rows) for j, rows in sorted(shared.items())}

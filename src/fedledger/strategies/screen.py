@@ -10,7 +10,13 @@ import torch
 from fedledger.config import StrategyConfig
 from fedledger.errors import FedledgerError
 from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
-from fedledger.strategies.column_energy import COLUMN_GAP, STRONG_MARGIN, coordinated_groups
+from fedledger.strategies.column_energy import (
+    COLUMN_GAP,
+    STRONG_MARGIN,
+    Group,
+    coordinated_groups,
+    corroborated,
+)
 from fedledger.strategies.median import coordinate_median
 
 __all__ = [
@@ -234,8 +240,10 @@ class AnomalyScreen(Strategy):
     normalised update energies, Rieger et al. NDSS 2022): a group of updates that all put a
     share of their first-layer change on an input column at least ``column_gap`` decades above
     everyone else's, which is how a trigger backdoor looks. A group is flagged at once when it
-    stands ``column_gap + 0.5`` decades above the rest, and at ``column_gap`` when its column
-    was coordinated in the previous round too (the flagged columns are in :attr:`columns`).
+    stands ``column_gap + 0.5`` decades above the rest, and at ``column_gap`` when its column was
+    coordinated in the previous round; and the updates that form the same group on two columns
+    of one round are flagged at once too (a trigger sets several columns). The flagged columns
+    are in :attr:`columns`.
     With ``direction`` (the default), an update that points against the last global step the
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
@@ -353,16 +361,12 @@ class AnomalyScreen(Strategy):
         clean_rows = torch.where(bad[:, None], torch.zeros_like(updates), updates)
         scores = self.screen(clean_rows, weights, ctx)
         groups = coordinated_groups(clean_rows, ctx.sizes, self.column_gap)
-        before = set(self.coordinated)
-        self.columns = [
-            j
-            for j, g in sorted(groups.items())
-            if j in before or g.gap >= self.column_gap + STRONG_MARGIN
-        ]
+        suspects = self._column_suspects(groups)
+        self.columns = sorted(suspects)
         self.coordinated = sorted(groups)
         grouped = torch.zeros(k, dtype=torch.bool)
-        for j in self.columns:
-            grouped[groups[j].rows] = True
+        for rows in suspects.values():
+            grouped[rows] = True
         devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
         backwards = self._backwards(clean_rows, devices)
         self.against = [int(i) for i in torch.nonzero(backwards).flatten()]
@@ -390,6 +394,21 @@ class AnomalyScreen(Strategy):
         if self.direction:  # kept (and checkpointed) only for the direction rule
             self.step = (self.server_lr * delta).detach().clone()
         return global_params + self.server_lr * delta
+
+    def _column_suspects(self, groups: dict[int, Group]) -> dict[int, list[int]]:
+        """``{column: rows}`` flagged by the coordinated-column rule: the whole group of a column
+        that stands ``column_gap + STRONG_MARGIN`` decades above the rest or was coordinated in
+        the previous round, and on a column whose group is also another column's this round
+        (:func:`~fedledger.strategies.column_energy.corroborated`) the rows the two share."""
+        previous = set(self.coordinated)
+        backed = corroborated(groups)
+        suspects: dict[int, list[int]] = {}
+        for j, g in sorted(groups.items()):
+            if j in previous or g.gap >= self.column_gap + STRONG_MARGIN:
+                suspects[j] = g.rows
+            elif j in backed:
+                suspects[j] = backed[j]
+        return suspects
 
     def _backwards(self, rows: torch.Tensor, devices: tuple[int, ...]) -> torch.Tensor:
         """Rows with a negative cosine to the last global step whose device mostly points
