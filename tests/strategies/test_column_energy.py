@@ -121,33 +121,41 @@ def test_flags_follow_the_rows_and_ignore_their_scale(seed: int, scales: list[fl
     assert back == base
 
 
-def test_the_screen_flags_a_group_at_once_or_when_its_column_was_coordinated_before() -> None:
-    rows = stepped(2.75)  # past the gap (2.5), short of flagging at once (3.0)
-    zero = torch.zeros(rows.shape[1])
+def test_a_column_enters_at_three_decades_and_stays_flagged_at_the_gap() -> None:
+    """Hysteresis as a Schmitt trigger switches: a group gets in at 3 decades (the gap, 2.5,
+    plus 0.5) and is flagged at 2.5 while its column was flagged the round before. An honest
+    group at 2.5-3 decades round after round (19 honest devices on column 3 of seed 7 on
+    NSL-KDD, three rounds of twenty) never gets in."""
+    weak = stepped(2.75)  # past the gap (2.5), short of getting in (3.0)
+    zero = torch.zeros(weak.shape[1])
     ctx = RoundContext(round=1, devices=tuple(range(20)), sizes=SIZES)
     screen = AnomalyScreen()
-    screen.aggregate(zero, rows, torch.ones(20), ctx)  # once: a one-off crossing, let through
-    assert screen.columns == [] and screen.coordinated == [RARE]
-    assert not set(range(6)) & set(screen.flagged)
-    # the state carries the column to the next round (the enclave reloads it every round)
+    for _ in range(3):  # a group at 2.75 again and again: never flagged
+        screen.aggregate(zero, weak, torch.ones(20), ctx)
+        assert screen.columns == [] and screen.coordinated == [RARE]
+        assert not set(range(6)) & set(screen.flagged)
+    strong = AnomalyScreen()
+    strong.aggregate(zero, stepped(3.25), torch.ones(20), ctx)
+    assert strong.columns == [RARE] and set(range(6)) <= set(strong.flagged)
+    # once in, it stays at 2.75; the state carries it (the enclave reloads it every round)
     again = AnomalyScreen()
-    again.load_state_dict(screen.state_dict())
-    again.aggregate(zero, rows, torch.ones(20), ctx)
+    again.load_state_dict(strong.state_dict())
+    again.aggregate(zero, weak, torch.ones(20), ctx)
     assert again.columns == [RARE] and set(range(6)) <= set(again.flagged)
-    # an honest round in between clears it; a strong group is flagged in its first round
+    # a round without the group clears it; back at 2.75 it is not flagged
     again.aggregate(zero, round_of(group=0).to(torch.float32), torch.ones(20), ctx)
-    again.aggregate(zero, rows, torch.ones(20), ctx)
     assert again.columns == []
-    fresh = AnomalyScreen()
-    fresh.aggregate(zero, stepped(3.25), torch.ones(20), ctx)
-    assert fresh.columns == [RARE] and set(range(6)) <= set(fresh.flagged)
+    again.aggregate(zero, weak, torch.ones(20), ctx)
+    assert again.columns == []
     off = AnomalyScreen(column_gap=0)
     for _ in range(2):
-        off.aggregate(zero, rows, torch.ones(20), ctx)
+        off.aggregate(zero, stepped(3.25), torch.ones(20), ctx)
     assert off.columns == [] and off.coordinated == []
-    legacy = {k: v for k, v in screen.state_dict().items() if k != "coordinated"}
+    legacy = {k: v for k, v in strong.state_dict().items() if k not in ("coordinated", "columns")}
     off.load_state_dict(legacy)  # a checkpoint from before the rule
-    assert off.coordinated == []
+    assert off.coordinated == [] and off.columns == []
+    off.load_state_dict({})
+    assert off.columns == []
     with pytest.raises(FedledgerError, match="column gap"):
         AnomalyScreen(column_gap=-1)
 

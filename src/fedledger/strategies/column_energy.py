@@ -27,13 +27,14 @@ dozen decades; what the group is compared with must be devices that have the col
 use it, as honest devices do with a rare service (24 to 57 of the 70 honest devices on the
 trigger columns of NSL-KDD). Honest non-IID devices do form groups on columns only some of them see,
 but either the step down to the rest is smaller (about two decades on NSL-KDD, reaching 2.5
-in one round of twenty) or the group carries too little energy there to pass ``level``. A
-backdoor must be planted round after round, while honest groups cross the gap once in a
-while, so the screen (:class:`~fedledger.strategies.screen.AnomalyScreen`) flags a group with
-hysteresis: at once when it stands :data:`STRONG_MARGIN` decades beyond the gap or when the
-same updates are coordinated on another column of the round too (:func:`corroborated`: a
-trigger sets several columns at once), and otherwise only when its column was coordinated in
-the previous round as well. A backdoor planted once
+in a few rounds, three times in one run of twenty) or the group carries too little energy
+there to pass ``level``. A backdoor must be planted round after round, so the screen
+(:class:`~fedledger.strategies.screen.AnomalyScreen`) flags a group with hysteresis, as a
+Schmitt trigger switches: it enters when it stands :data:`STRONG_MARGIN` decades beyond the
+gap or when the same updates are coordinated on another column of the round too
+(:func:`corroborated`: a trigger sets several columns at once; then the updates in both
+groups are flagged), and stays flagged at the gap while its column was flagged in the round
+before. A backdoor planted once
 lasts (honest updates hardly touch columns honest traffic does not set), so its first round
 must not get through. Scaling an update
 does not change its shares, so sign flipping and boosting are left to the other

@@ -239,11 +239,11 @@ class AnomalyScreen(Strategy):
     (:func:`~fedledger.strategies.column_energy.coordinated_groups`, after DeepSight's
     normalised update energies, Rieger et al. NDSS 2022): a group of updates that all put a
     share of their first-layer change on an input column at least ``column_gap`` decades above
-    everyone else's, which is how a trigger backdoor looks. A group is flagged at once when it
-    stands ``column_gap + 0.5`` decades above the rest, and at ``column_gap`` when its column was
-    coordinated in the previous round; and the updates that form the same group on two columns
-    of one round are flagged at once too (a trigger sets several columns). The flagged columns
-    are in :attr:`columns`.
+    everyone else's, which is how a trigger backdoor looks. A group is flagged when it stands
+    ``column_gap + 0.5`` decades above the rest, or when the same updates form a group on
+    another column of the round too (a trigger sets several columns: the updates in both are
+    flagged); a column flagged in one round stays flagged at ``column_gap`` in the next. The
+    flagged columns are in :attr:`columns`.
     With ``direction`` (the default), an update that points against the last global step the
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
@@ -397,10 +397,12 @@ class AnomalyScreen(Strategy):
 
     def _column_suspects(self, groups: dict[int, Group]) -> dict[int, list[int]]:
         """``{column: rows}`` flagged by the coordinated-column rule: the whole group of a column
-        that stands ``column_gap + STRONG_MARGIN`` decades above the rest or was coordinated in
-        the previous round, and on a column whose group is also another column's this round
+        that stands ``column_gap + STRONG_MARGIN`` decades above the rest, or ``column_gap``
+        while the column was flagged in the previous round (an honest group that crosses the
+        gap now and then never gets in without standing out as far as a trigger), and on a
+        column whose group is also another column's this round
         (:func:`~fedledger.strategies.column_energy.corroborated`) the rows the two share."""
-        previous = set(self.coordinated)
+        previous = set(self.columns)
         backed = corroborated(groups)
         suspects: dict[int, list[int]] = {}
         for j, g in sorted(groups.items()):
@@ -442,6 +444,7 @@ class AnomalyScreen(Strategy):
             "reputation": torch.tensor([self.reputation[d] for d in ids], dtype=torch.float64),
             "clean": torch.tensor([1 if self.clean else 0], dtype=torch.int64),
             "coordinated": torch.tensor(self.coordinated, dtype=torch.int64),
+            "columns": torch.tensor(self.columns, dtype=torch.int64),
             **({} if self.step is None else {"step": self.step.detach().contiguous()}),
             **self._pointing_state(),
         }
@@ -458,6 +461,7 @@ class AnomalyScreen(Strategy):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if not state:
             self.reputation, self.clean, self.coordinated, self.step = {}, False, [], None
+            self.columns = []
             self.pointing = {}
             return
         missing = {"reputation_ids", "reputation", "clean"} - set(state)
@@ -469,6 +473,8 @@ class AnomalyScreen(Strategy):
         self.clean = bool(int(state["clean"][0]))
         # absent from checkpoints written before the column rule: no column then
         self.coordinated = [int(j) for j in state.get("coordinated", torch.zeros(0)).tolist()]
+        # absent from checkpoints written before the flagged columns were kept: none then
+        self.columns = [int(j) for j in state.get("columns", torch.zeros(0)).tolist()]
         step = state.get("step")
         self.step = None if step is None else step.clone()
         # absent from checkpoints written before the device record: no record then
