@@ -71,8 +71,8 @@ MIN_GROUP = 5
 """The fewest updates that make a coordinated group."""
 
 STRONG_MARGIN = 0.5
-"""Decades beyond the gap at which a group is flagged without having been seen the round
-before."""
+"""Decades beyond the gap at which a group gets flagged when its column was not flagged the
+round before (then the gap itself is enough)."""
 
 SAME_GROUP = 0.5
 """Overlap (shared rows over all rows, Jaccard's index) from which the groups of two columns are
