@@ -12,16 +12,16 @@ from fedledger.config import StrategyConfig
 from fedledger.errors import FedledgerError
 from fedledger.strategies import create_strategy
 from fedledger.strategies.base import RoundContext
-from fedledger.strategies.screen import (
+from fedledger.strategies.fingerprints import (
     MAD_SCALE,
     TIE,
-    AnomalyScreen,
     family_scores,
     fingerprints,
     outlier_scores,
     robust_z,
     shortest_half,
 )
+from fedledger.strategies.screen import AnomalyScreen
 
 P = 24
 SIZES = (16, 4, 4)
