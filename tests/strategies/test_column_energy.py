@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedledger.config import Config
 from fedledger.errors import FedledgerError
 from fedledger.strategies.base import RoundContext
 from fedledger.strategies.column_energy import (
@@ -213,27 +214,32 @@ def test_the_screen_flags_at_once_a_group_that_stands_out_on_two_columns() -> No
 NSL = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nsl_kdd"
 
 
+def nsl_backdoor_config(*extra: str) -> Config:
+    """The poisoning study's NSL-KDD federation (100 devices, Dirichlet 0.5, no ledger) with
+    the default screen against 30% backdoor devices."""
+    from fedledger.config import load_config
+
+    sets = [
+        "data.name=nsl-kdd",
+        f"data.dir={NSL}",
+        "data.clients=100",
+        "data.partition=dirichlet",
+        "data.alpha=0.5",
+        "ledger.backend=none",
+        "incentives.method=none",
+        "strategy.name=screen",
+        "attack.name=backdoor",
+        "attack.fraction=0.3",
+    ]
+    return load_config(None, [*sets, *extra])
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(not NSL.is_dir(), reason=f"NSL-KDD not found at {NSL}")
 def test_on_nsl_kdd_the_screen_finds_exactly_the_backdoor_devices() -> None:
     from fedledger.assemble import build_simulation
-    from fedledger.config import load_config
 
-    cfg = load_config(
-        None,
-        [
-            "data.name=nsl-kdd",
-            f"data.dir={NSL}",
-            "data.clients=100",
-            "data.partition=dirichlet",
-            "data.alpha=0.5",
-            "ledger.backend=none",
-            "incentives.method=none",
-            "strategy.name=screen",
-            "attack.name=backdoor",
-            "attack.fraction=0.3",
-        ],
-    )
+    cfg = nsl_backdoor_config()
     sim = build_simulation(cfg)
     for r in (1, 2):
         local = sim.train_devices(r)
@@ -255,26 +261,9 @@ def test_on_nsl_kdd_the_backdoor_devices_do_not_get_honest_devices_flagged() -> 
     honest devices with unusual traffic were flagged in most of twelve rounds (nine in most of
     twenty)."""
     from fedledger.assemble import build_simulation
-    from fedledger.config import load_config
 
     rounds = 12
-    cfg = load_config(
-        None,
-        [
-            "data.name=nsl-kdd",
-            f"data.dir={NSL}",
-            "data.clients=100",
-            "data.partition=dirichlet",
-            "data.alpha=0.5",
-            "ledger.backend=none",
-            "incentives.method=none",
-            "strategy.name=screen",
-            "attack.name=backdoor",
-            "attack.fraction=0.3",
-            "train.seed=1",
-            f"train.rounds={rounds}",
-        ],
-    )
+    cfg = nsl_backdoor_config("train.seed=1", f"train.rounds={rounds}")
     sim = build_simulation(cfg)
     flagged: dict[int, int] = {}
     for r in range(1, rounds + 1):
