@@ -203,6 +203,26 @@ def test_non_finite_and_all_flagged_rounds() -> None:
     assert screen.flagged == (0, 1, 2, 3) and torch.equal(kept, base)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.lists(st.integers(0, 15), min_size=1, max_size=4, unique=True))
+def test_rows_another_rule_flags_take_no_part_in_the_outlier_score(
+    seed: int, broken: list[int]
+) -> None:
+    """Non-finite updates are flagged on their own, and the rest are scored among themselves:
+    the round flags exactly what it flags without them, plus them."""
+    rng = np.random.default_rng(seed)
+    x = honest(16, seed=seed % 7 + 1)
+    x[rng.choice(16, 2, replace=False)] *= 4.0  # two boosted rows, for something to flag
+    keep = [i for i in range(16) if i not in broken]
+    alone = AnomalyScreen()
+    base = torch.zeros(P, dtype=torch.float64)
+    alone.aggregate(base, x[keep], torch.ones(len(keep), dtype=torch.float64), RoundContext())
+    x[broken, 0] = float("nan")
+    screen = AnomalyScreen()
+    screen.aggregate(base, x, torch.ones(16, dtype=torch.float64), RoundContext())
+    assert set(screen.flagged) == set(broken) | {keep[i] for i in alone.flagged}
+
+
 def test_state_round_trips_and_bad_parameters_are_refused() -> None:
     screen = AnomalyScreen()
     screen.reputation, screen.clean = {4: 0.5, 9: 0.75}, True
