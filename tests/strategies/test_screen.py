@@ -13,6 +13,7 @@ from fedledger.errors import FedledgerError
 from fedledger.strategies import create_strategy
 from fedledger.strategies.base import RoundContext
 from fedledger.strategies.fingerprints import (
+    FINGERPRINTS,
     MAD_SCALE,
     TIE,
     family_scores,
@@ -93,14 +94,7 @@ def test_fingerprints_follow_their_definitions() -> None:
     centre = x.median(dim=0).values
     w = torch.arange(1, 13, dtype=torch.float64) * 10
     fams = fingerprints(x, centre, SIZES, w, torch.linspace(0, 1, 12, dtype=torch.float64))
-    assert list(fams) == [
-        "norm",
-        "cosine",
-        "layer_cosine",
-        "layer_moments",
-        "output_direction",
-        "root_loss",
-    ]
+    assert list(fams) == list(FINGERPRINTS)
     xn = x.numpy()
     cos = xn @ centre.numpy() / (np.linalg.norm(xn, axis=1) * np.linalg.norm(centre.numpy()))
     assert np.allclose(fams["cosine"].values[:, 0].numpy(), np.arccos(cos))  # the angle
@@ -221,6 +215,19 @@ def test_rows_another_rule_flags_take_no_part_in_the_outlier_score(
     screen = AnomalyScreen()
     screen.aggregate(base, x, torch.ones(16, dtype=torch.float64), RoundContext())
     assert set(screen.flagged) == set(broken) | {keep[i] for i in alone.flagged}
+
+
+def test_a_round_whose_device_ids_do_not_match_its_rows_is_still_screened() -> None:
+    """Device ids that do not name every row count as unknown (−1), also when some rows are
+    left out of the outlier score (a non-finite one here)."""
+    x = honest(8)
+    x[2, 0] = float("nan")
+    screen = AnomalyScreen()
+    base = torch.zeros(P, dtype=torch.float64)
+    ones = torch.ones(8, dtype=torch.float64)
+    out = screen.aggregate(base, x, ones, RoundContext(devices=(0, 1, 2)))
+    assert 2 in screen.flagged and torch.isfinite(out).all()
+    assert screen.reputation == {}  # no row has a known device
 
 
 def test_state_round_trips_and_bad_parameters_are_refused() -> None:

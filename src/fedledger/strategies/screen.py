@@ -31,8 +31,8 @@ class AnomalyScreen(Strategy):
     root data, its effect on the root loss, which the engine or the enclave computes with
     :mod:`fedledger.fl.probe`), and an unsupervised outlier score
     (:func:`~fedledger.strategies.fingerprints.outlier_scores`: robust z-scores per family,
-    summed in squares, cube-rooted and calibrated on the round, among the updates no other
-    rule has flagged: non-finite ones and the column rule's). Updates scoring above
+    summed in squares, cube-rooted and calibrated on the round, among the updates not
+    already flagged as non-finite or by the column rule). Updates scoring above
     ``threshold`` are flagged: excluded this round and reported (:attr:`flagged`); so are
     non-finite ones, and
     the updates of a coordinated group on some input column
@@ -167,8 +167,10 @@ class AnomalyScreen(Strategy):
         grouped = torch.zeros(k, dtype=torch.bool)
         for rows in suspects.values():
             grouped[rows] = True
-        scores = self._scores_among(clean_rows, weights, ctx, ~(bad | grouped))
         devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
+        scores = self._scores_among(
+            clean_rows, weights, replace(ctx, devices=devices), ~(bad | grouped)
+        )
         backwards = self._backwards(clean_rows, devices)
         self.against = [int(i) for i in torch.nonzero(backwards).flatten()]
         flagged = (scores > self.threshold) | bad | grouped | backwards
@@ -203,18 +205,19 @@ class AnomalyScreen(Strategy):
         ctx: RoundContext,
         scored: torch.Tensor,
     ) -> torch.Tensor:
-        """Outlier scores (:meth:`screen`) of the rows in the ``[K]`` mask ``scored``, measured
-        among those rows alone (their centre, their families' spreads, the round's
-        calibration); 0 for the others, which another rule has flagged already. The 20–30
-        updates of a backdoor are alike in every family, and left in they narrow the
-        shortest halves the scores are calibrated on: with them, honest devices whose traffic
-        is unusual were flagged in most rounds (9 of them with seed 1 at 30% backdoor devices
-        on NSL-KDD, none without them)."""
+        """Outlier scores (:meth:`screen`) of the rows in the ``[K]`` mask ``scored`` (``ctx``
+        names a device for every row, ``-1`` where unknown), measured among those rows alone
+        (their centre, their families' spreads, the round's calibration); 0 for the others,
+        flagged already (non-finite, or by the column rule). The 20–30 updates of a backdoor
+        are alike in every family, and left in they narrow the shortest halves the scores are
+        calibrated on: with them, honest devices whose traffic is unusual were flagged in most
+        rounds (9 of them with seed 1 at 30% backdoor devices on NSL-KDD, none without
+        them)."""
         out = torch.zeros(rows.shape[0], dtype=torch.float64)
         idx = torch.nonzero(scored).flatten()
         if len(idx) == rows.shape[0]:
             return self.screen(rows, weights, ctx)
-        devices = tuple(ctx.devices[i] for i in idx.tolist()) if ctx.devices else ()
+        devices = tuple(ctx.devices[i] for i in idx.tolist())
         loss = None if ctx.root_loss is None else ctx.root_loss[idx]
         sub = replace(ctx, devices=devices, root_loss=loss)
         out[idx] = self.screen(rows[idx], weights[idx], sub)
