@@ -165,6 +165,12 @@ class StrategyConfig(_Section):
         "backdoor): 0.5 more, or on two columns with the same updates, to get in, then this "
         "while its column stays flagged; 0 turns the rule off",
     )
+    screen_corroboration_gap: float = Field(
+        1.0,
+        ge=0,
+        description="screen: decades from which the same updates grouped on two input columns "
+        "of one round (a trigger sets several) are flagged; 0 leaves only single columns",
+    )
 
 
 class LedgerConfig(_Section):

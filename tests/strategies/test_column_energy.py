@@ -211,6 +211,45 @@ def test_the_screen_flags_at_once_a_group_that_stands_out_on_two_columns() -> No
     assert apart.coordinated == [2, RARE] and apart.columns == []
 
 
+def test_a_rare_column_few_devices_below_set_counts_when_asked() -> None:
+    """For pairing, a group is compared with a single device below it that sets its column
+    (a trigger on a column four honest devices of 80 set, seed 7 on NSL-KDD); for a single
+    column it takes five."""
+    rows = round_of(group=9, rest=0.0)
+    faint = rows[:, : H * F].reshape(20, H, F)
+    faint[9:11, :, RARE] = 1e-3  # two of the rest set it
+    assert coordinated_groups(rows, SIZES) == {}
+    (found,) = coordinated_groups(rows, SIZES, min_setters=1).values()
+    assert found.rows == list(range(9))
+    faint[9:11, :, RARE] = 0.0  # nobody below sets it: a column only the group sees
+    assert coordinated_groups(rows, SIZES, min_setters=1) == {}
+
+
+def test_the_same_group_on_two_columns_is_flagged_far_below_the_gap() -> None:
+    """A trigger whose one-hot columns are set to 1 (what the feature pipeline can produce)
+    leaves its devices 1.4 to 3.3 decades above the rest on its rare columns, one group on
+    each: paired, they are flagged from ``corroboration_gap`` (1.0) decades; one such column
+    alone, or two below the gap, or the pairing turned off, flags nobody."""
+    zero = torch.zeros(sum(SIZES))
+    ctx = RoundContext(round=1, devices=tuple(range(20)), sizes=SIZES)
+    two = AnomalyScreen(threshold=1e9)
+    two.aggregate(zero, stepped(1.25, columns=(2, RARE)), torch.ones(20), ctx)
+    assert two.columns == [2, RARE] and two.coordinated == [2, RARE]
+    assert sorted(two.flagged) == list(range(6))
+    for rows, screen in (
+        (stepped(1.25), AnomalyScreen(threshold=1e9)),
+        (stepped(0.75, columns=(2, RARE)), AnomalyScreen(threshold=1e9)),
+        (stepped(1.25, columns=(2, RARE)), AnomalyScreen(threshold=1e9, corroboration_gap=0)),
+        (stepped(1.25, columns=(2, RARE)), AnomalyScreen(threshold=1e9, column_gap=0)),
+    ):
+        screen.aggregate(zero, rows, torch.ones(20), ctx)
+        assert screen.columns == [] and screen.flagged == ()
+    with pytest.raises(FedledgerError, match="corroboration gap"):
+        AnomalyScreen(corroboration_gap=-0.5)
+    cfg = Config.model_validate({"strategy": {"name": "screen", "screen_corroboration_gap": 2}})
+    assert AnomalyScreen.from_config(cfg.strategy).corroboration_gap == 2.0
+
+
 NSL = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nsl_kdd"
 
 
@@ -272,3 +311,22 @@ def test_on_nsl_kdd_the_backdoor_devices_do_not_get_honest_devices_flagged() -> 
     assert all(flagged.get(d) == rounds for d in sim.malicious)
     honest = {d: n for d, n in flagged.items() if d not in sim.malicious}
     assert not [d for d, n in honest.items() if 2 * n > rounds]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not NSL.is_dir(), reason=f"NSL-KDD not found at {NSL}")
+def test_on_nsl_kdd_a_trigger_the_pipeline_can_produce_is_found_by_its_paired_columns() -> None:
+    """With the trigger set to 1 (its one-hot columns as real traffic sets them, its numeric
+    ones one standard deviation up), seed 2's 30 backdoor devices stand out on their rare
+    columns by less than the single-column gap; before the pairing rule the screen flagged
+    none of them in three rounds. Each round pairs two trigger columns and flags all 30."""
+    from fedledger.assemble import build_simulation
+
+    cfg = nsl_backdoor_config("train.seed=2", "attack.trigger_value=1.0", "train.rounds=3")
+    sim = build_simulation(cfg)
+    trigger = set(sim.attack.columns(sim.data.x_train.shape[1]).tolist())
+    for r in (1, 2, 3):
+        flagged = set(sim.run_round(r).metrics["screen"]["flagged"])
+        assert sim.malicious <= flagged
+        assert len(sim.strategy.columns) >= 2 and set(sim.strategy.columns) <= trigger
+        assert len(flagged - sim.malicious) <= 2

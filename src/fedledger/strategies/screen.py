@@ -11,6 +11,8 @@ from fedledger.errors import FedledgerError
 from fedledger.strategies.base import RoundContext, Strategy, weighted_mean
 from fedledger.strategies.column_energy import (
     COLUMN_GAP,
+    CORROBORATION_GAP,
+    CORROBORATION_SETTERS,
     STRONG_MARGIN,
     Group,
     coordinated_groups,
@@ -40,10 +42,10 @@ class AnomalyScreen(Strategy):
     normalised update energies, Rieger et al. NDSS 2022): a group of updates that all put a
     share of their first-layer change on an input column at least ``column_gap`` decades above
     everyone else's, which is how a trigger backdoor looks. A group is flagged when it stands
-    ``column_gap + 0.5`` decades above the rest, or when the same updates form a group on
-    another column of the round too (a trigger sets several columns: the updates in both are
-    flagged); a column flagged in one round stays flagged at ``column_gap`` in the next. The
-    flagged columns are in :attr:`columns`.
+    ``column_gap + 0.5`` decades above the rest; a column flagged in one round stays flagged
+    at ``column_gap`` in the next. The same updates grouped on two columns of one round (a
+    trigger sets several columns) are flagged from ``corroboration_gap`` decades (the rows
+    the two groups share). The flagged columns are in :attr:`columns`.
     With ``direction`` (the default), an update that points against the last global step the
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
@@ -73,6 +75,9 @@ class AnomalyScreen(Strategy):
         η in ``w ← w + η · Δ``.
     column_gap
         Decades that make a coordinated group on an input column (``0``: no such rule).
+    corroboration_gap
+        Decades from which the same updates grouped on two input columns are flagged (``0``:
+        only single columns count).
     direction
         Flag updates that point against the last global step, from devices that mostly do.
     """
@@ -88,6 +93,7 @@ class AnomalyScreen(Strategy):
         server_lr: float = 1.0,
         column_gap: float = COLUMN_GAP,
         direction: bool = True,
+        corroboration_gap: float = CORROBORATION_GAP,
     ) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
@@ -95,10 +101,13 @@ class AnomalyScreen(Strategy):
             raise FedledgerError(f"screen: reputation decay must be in [0, 1), not {decay}")
         if column_gap < 0:
             raise FedledgerError(f"screen: column gap must be >= 0, not {column_gap}")
+        if corroboration_gap < 0:
+            raise FedledgerError(f"screen: corroboration gap must be >= 0, not {corroboration_gap}")
         self.threshold = threshold
         self.decay = decay
         self.server_lr = server_lr
         self.column_gap = column_gap
+        self.corroboration_gap = corroboration_gap
         self.direction = direction
         self.step: torch.Tensor | None = None
         """The last global step this screen applied (``None`` before its first round, and
@@ -124,6 +133,7 @@ class AnomalyScreen(Strategy):
             server_lr=lr,
             column_gap=cfg.screen_column_gap,
             direction=cfg.screen_direction,
+            corroboration_gap=cfg.screen_corroboration_gap,
         )
 
     @property
@@ -161,9 +171,18 @@ class AnomalyScreen(Strategy):
         bad = ~torch.isfinite(updates).all(dim=1)
         clean_rows = torch.where(bad[:, None], torch.zeros_like(updates), updates)
         groups = coordinated_groups(clean_rows, ctx.sizes, self.column_gap)
-        suspects = self._column_suspects(groups)
+        backed: dict[int, list[int]] = {}
+        if self.column_gap > 0 and self.corroboration_gap > 0:
+            paired = coordinated_groups(
+                clean_rows,
+                ctx.sizes,
+                self.corroboration_gap,
+                min_setters=CORROBORATION_SETTERS,
+            )
+            backed = corroborated(paired)
+        suspects = self._column_suspects(groups, backed)
         self.columns = sorted(suspects)
-        self.coordinated = sorted(groups)
+        self.coordinated = sorted(set(groups) | set(backed))
         grouped = torch.zeros(k, dtype=torch.bool)
         for rows in suspects.values():
             grouped[rows] = True
@@ -223,22 +242,25 @@ class AnomalyScreen(Strategy):
         out[idx] = self.screen(rows[idx], weights[idx], sub)
         return out
 
-    def _column_suspects(self, groups: dict[int, Group]) -> dict[int, list[int]]:
+    def _column_suspects(
+        self, groups: dict[int, Group], backed: dict[int, list[int]]
+    ) -> dict[int, list[int]]:
         """``{column: rows}`` flagged by the coordinated-column rule: the whole group of a column
-        that stands ``column_gap + STRONG_MARGIN`` decades above the rest, or ``column_gap``
-        while the column was flagged in the previous round (an honest group that crosses the
-        gap now and then never gets in without standing out as far as a trigger), and on a
-        column whose group is also another column's this round
-        (:func:`~fedledger.strategies.column_energy.corroborated`) the rows the two share."""
+        (``groups``, at ``column_gap``) that stands ``column_gap + STRONG_MARGIN`` decades above
+        the rest, or ``column_gap`` while the column was flagged in the previous round (an
+        honest group that crosses the gap now and then never gets in without standing out as
+        far as a trigger); but on a column whose group, at ``corroboration_gap``, is also
+        another column's this round (``backed``,
+        :func:`~fedledger.strategies.column_energy.corroborated`), only the rows the paired
+        groups share: Gaussian-noise updates stand above the rest on every rare column, each
+        time with the one or two honest devices that use that column most, which the whole
+        group would flag with them."""
         previous = set(self.columns)
-        backed = corroborated(groups)
-        suspects: dict[int, list[int]] = {}
-        for j, g in sorted(groups.items()):
-            if j in previous or g.gap >= self.column_gap + STRONG_MARGIN:
+        suspects: dict[int, list[int]] = dict(backed)
+        for j, g in groups.items():
+            if j not in backed and (j in previous or g.gap >= self.column_gap + STRONG_MARGIN):
                 suspects[j] = g.rows
-            elif j in backed:
-                suspects[j] = backed[j]
-        return suspects
+        return dict(sorted(suspects.items()))
 
     def _backwards(self, rows: torch.Tensor, devices: tuple[int, ...]) -> torch.Tensor:
         """Rows with a negative cosine to the last global step whose device mostly points
