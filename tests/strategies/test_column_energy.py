@@ -175,6 +175,22 @@ def test_two_columns_with_the_same_group_corroborate_each_other() -> None:
     assert corroborated({2: same[2]}) == {} and corroborated({}) == {}
 
 
+def test_a_device_in_a_minority_of_a_cluster_of_paired_columns_is_not_corroborated() -> None:
+    """Gaussian-noise updates stand above the rest on every rare column, each time with the
+    one or two honest devices that use that column most: linked columns make one cluster and
+    only rows in more than half of its groups count (any two shared groups flagged 3-8
+    honest devices a round at 30% Gaussian devices on NSL-KDD)."""
+    noise = list(range(6))
+    groups = {
+        1: Group([*noise, 10], 2.0),
+        3: Group([*noise, 10], 2.0),  # honest 10 uses columns 1 and 3 most
+        5: Group([*noise, 11], 2.0),
+        8: Group(noise, 2.0),
+        9: Group(noise, 2.0),
+    }
+    assert corroborated(groups) == {j: noise for j in groups}
+
+
 def test_the_screen_flags_at_once_a_group_that_stands_out_on_two_columns() -> None:
     """A trigger sets several columns, so its devices form one group on each (round 1 of seed 3
     on NSL-KDD at 30%: 2.98, 2.85 and 2.41 decades; let through, that round's backdoor lasted to
