@@ -162,8 +162,8 @@ class StrategyConfig(_Section):
         ge=0,
         description="screen: decades by which a group of updates' share of first-layer energy "
         "on one input column must exceed the rest's to be flagged as coordinated (a trigger "
-        "backdoor): 0.5 more, or on two columns with the same updates, to get in, then this "
-        "while its column stays flagged; 0 turns the rule off",
+        "backdoor): 0.5 more to get in, then this while its column stays flagged; 0 turns "
+        "the rule off, pairing included",
     )
     screen_corroboration_gap: float = Field(
         1.0,

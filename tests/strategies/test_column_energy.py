@@ -266,6 +266,23 @@ def test_the_same_group_on_two_columns_is_flagged_far_below_the_gap() -> None:
     assert AnomalyScreen.from_config(cfg.strategy).corroboration_gap == 2.0
 
 
+def test_on_a_paired_column_only_the_paired_rows_are_flagged_not_its_whole_group() -> None:
+    """A group far enough above the rest for the single-column rule (3.25 decades) that is
+    also paired with another column's group is flagged by the pairing alone: an honest device
+    that uses one of the columns heavily, and so joins that column's group, stays unflagged."""
+    zero = torch.zeros(sum(SIZES))
+    ctx = RoundContext(round=1, devices=tuple(range(20)), sizes=SIZES)
+    rows = stepped(3.25, columns=(2, RARE))
+    rows[:, : H * F].reshape(20, H, F)[6, :, RARE] = 1.0  # row 6 joins column RARE's group
+    assert coordinated_groups(rows, SIZES)[RARE].rows == list(range(7))
+    screen = AnomalyScreen(threshold=1e9)
+    screen.aggregate(zero, rows, torch.ones(20), ctx)
+    assert screen.columns == [2, RARE] and sorted(screen.flagged) == list(range(6))
+    alone = AnomalyScreen(threshold=1e9, corroboration_gap=0)  # single columns: whole groups
+    alone.aggregate(zero, rows, torch.ones(20), ctx)
+    assert sorted(alone.flagged) == list(range(7))
+
+
 NSL = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nsl_kdd"
 
 

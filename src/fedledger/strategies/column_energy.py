@@ -186,8 +186,9 @@ def corroborated(groups: dict[int, Group], overlap: float = SAME_GROUP) -> dict[
     """
     sets = {j: set(g.rows) for j, g in sorted(groups.items())}
     links: dict[int, set[int]] = {j: set() for j in sets}
-    for a, ja in enumerate(sets):
-        for jb in list(sets)[a + 1 :]:
+    columns = list(sets)
+    for a, ja in enumerate(columns):
+        for jb in columns[a + 1 :]:
             ra, rb = sets[ja], sets[jb]
             if len(ra & rb) >= overlap * len(ra | rb):
                 links[ja].add(jb)

@@ -44,8 +44,9 @@ class AnomalyScreen(Strategy):
     everyone else's, which is how a trigger backdoor looks. A group is flagged when it stands
     ``column_gap + 0.5`` decades above the rest; a column flagged in one round stays flagged
     at ``column_gap`` in the next. The same updates grouped on two columns of one round (a
-    trigger sets several columns) are flagged from ``corroboration_gap`` decades (the rows
-    the two groups share). The flagged columns are in :attr:`columns`.
+    trigger sets several columns) are flagged from ``corroboration_gap`` decades: on such a
+    column, only the rows in the groups of most of the columns linked to it, not its whole
+    group. The flagged columns are in :attr:`columns`.
     With ``direction`` (the default), an update that points against the last global step the
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
