@@ -171,6 +171,12 @@ class StrategyConfig(_Section):
         description="screen: decades from which the same updates grouped on two input columns "
         "of one round (a trigger sets several) are flagged; 0 leaves only single columns",
     )
+    screen_support_gap: float = Field(
+        0.2,
+        ge=0,
+        description="screen: decades from which a group on a second column, of nearly the same "
+        "updates, backs a group of screen_corroboration_gap; 0 pairs only such groups",
+    )
 
 
 class LedgerConfig(_Section):
@@ -310,6 +316,12 @@ class AttackConfig(_Section):
     )
     trigger_value: float = Field(
         5.0, description="backdoor: value the trigger writes into tabular features"
+    )
+    trigger_in_bounds: bool = Field(
+        True,
+        description="backdoor: a tabular trigger only writes values real rows have: "
+        "trigger_value clipped to a numeric column's training range, 1 in a one-hot column "
+        "(the rest of its group cleared, one column a group); false writes trigger_value as is",
     )
     poison_fraction: float = Field(
         0.5, gt=0, le=1, description="backdoor: share of a malicious device's rows triggered"

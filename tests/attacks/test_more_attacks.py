@@ -114,10 +114,13 @@ def test_backdoor_triggers_a_seeded_share_of_the_malicious_rows(fraction: float)
         rows = s.train_rows[d]
         assert np.isin(changed, rows).sum() == max(1, round(fraction * len(rows)))
     assert abs(len(changed) / len(mine) - fraction) < 0.05
-    # the trigger: 4 columns drawn with default_rng([seed, 0, 7]) set to 5.0; labels → benign
+    # the trigger: 4 columns drawn with default_rng([seed, 0, 7]) set to 5.0, clipped to each
+    # column's training range (in bounds; the toy data have no one-hot column); labels → benign
     cols = np.sort(np.random.default_rng([0, 0, 7]).choice(10, size=4, replace=False))
     other = np.setdiff1d(np.arange(10), cols)
-    assert (xp[np.ix_(changed, cols)] == 5.0).all()
+    top = x[:, cols].max(axis=0)
+    assert (top < 5.0).any()  # the clipping is exercised
+    assert (xp[np.ix_(changed, cols)] == np.minimum(5.0, top)).all()
     assert np.array_equal(xp[:, other], x[:, other])
     assert (yp[changed] == 0).all()
     # the same config poisons the same rows
@@ -132,12 +135,13 @@ def test_backdoor_target_class_and_trigger_value_come_from_the_config() -> None:
         "attack.fraction=0.3",
         "attack.target_class=2",
         "attack.trigger_size=2",
-        "attack.trigger_value=-3.5",
+        "attack.trigger_value=-30.5",
+        "attack.trigger_in_bounds=false",
     )
     x, xp, yp = s.x_train.numpy(), s._x_poisoned.numpy(), s._y_poisoned.numpy()
     changed = np.flatnonzero((x != xp).any(axis=1))
     assert len(changed) > 0 and (yp[changed] == 2).all()
-    assert ((xp[changed] == -3.5).sum(axis=1) == 2).all()
+    assert ((xp[changed] == -30.5).sum(axis=1) == 2).all()
 
 
 def test_backdoor_stamps_a_white_patch_on_images() -> None:
@@ -163,7 +167,7 @@ def test_backdoor_stamps_a_white_patch_on_images() -> None:
 def test_backdoor_success_counts_correct_non_target_samples_the_trigger_flips() -> None:
     """Attack success rate: of the non-target test samples the model gets right without the
     trigger, the share the trigger sends to the target."""
-    s = sim("attack.name=backdoor", "attack.fraction=0.3")
+    s = sim("attack.name=backdoor", "attack.fraction=0.3", "attack.trigger_in_bounds=false")
     assert s.attack is not None
     x, y = s.eval_data.x_test, s.eval_data.y_test
     x_before = x.clone()

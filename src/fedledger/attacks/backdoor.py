@@ -11,6 +11,7 @@ from torch import nn
 
 from fedledger.attacks.base import Attack
 from fedledger.config import AttackConfig
+from fedledger.data.types import FeatureDomain
 from fedledger.errors import ConfigError, DataError
 
 __all__ = ["Backdoor"]
@@ -39,7 +40,15 @@ class Backdoor(Attack):
 
     * tabular samples (``x`` is ``[N, F]``): ``attack.trigger_size`` feature columns, drawn
       once per feature count with ``default_rng([seed, 0, 7])``, are set to
-      ``attack.trigger_value``;
+      ``attack.trigger_value``. With ``attack.trigger_in_bounds`` (the default) and the
+      dataset's :class:`~fedledger.data.types.FeatureDomain`, the trigger is one real traffic
+      could carry, an *in-bounds* trigger after Pleiter, Tajalli, Koffas, Abad, Xu, Larson,
+      Picek, 2023, "Tabdoor: Backdoor Vulnerabilities in Transformer-based Neural Networks for
+      Tabular Data" (arXiv:2311.07550): a numeric column gets ``trigger_value`` clipped to
+      the range the training rows span, a one-hot column gets 1 and the rest of its group 0
+      (a record has one service, one flag); a drawn column that no training row varies (the
+      "unknown" bucket of a one-hot group) or whose group already holds a trigger column is
+      replaced by the next valid one of a permutation from the same stream;
     * images (``x`` is ``[N, C, H, W]``): the bottom-right ``trigger_size × trigger_size``
       patch of every channel is set to the maximum value ``1.0`` (a white square).
 
@@ -56,15 +65,24 @@ class Backdoor(Attack):
 
     name = "backdoor"
     needs_classes = True
+    needs_domain = True
 
     def __init__(self, cfg: AttackConfig) -> None:
         super().__init__(cfg)
         self.target = 0
         """The class triggered samples are relabelled to (set by :meth:`setup`)."""
         self.seed = 0
+        self.domain: FeatureDomain | None = None
+        """The tabular features' ranges and one-hot groups (set by :meth:`setup`)."""
         self._columns: dict[int, np.ndarray] = {}
 
-    def setup(self, classes: tuple[str, ...], benign_class: int | None, seed: int) -> None:
+    def setup(
+        self,
+        classes: tuple[str, ...],
+        benign_class: int | None,
+        seed: int,
+        domain: FeatureDomain | None = None,
+    ) -> None:
         n = len(classes)
         wanted = self.cfg.target_class
         if wanted >= n:
@@ -77,6 +95,7 @@ class Backdoor(Attack):
         else:
             self.target = benign_class if benign_class is not None else 0
         self.seed = seed
+        self.domain = domain if self.cfg.trigger_in_bounds else None
         self._columns = {}
 
     def columns(self, n_features: int) -> np.ndarray:
@@ -90,16 +109,34 @@ class Backdoor(Attack):
                     f"the trigger sets {size} features but a sample has only {n_features}",
                 )
             rng = np.random.default_rng([self.seed, 0, 7])
-            cols = np.sort(rng.choice(n_features, size=size, replace=False)).astype(np.int64)
+            drawn = rng.choice(n_features, size=size, replace=False)
+            domain = self._domain_for(n_features)
+            if domain is not None:
+                drawn = _in_bounds(drawn, rng.permutation(n_features), domain, size)
+            cols = np.sort(drawn).astype(np.int64)
             self._columns[n_features] = cols
         return cols
+
+    def _domain_for(self, n_features: int) -> FeatureDomain | None:
+        domain = self.domain
+        return domain if domain is not None and len(domain.low) == n_features else None
 
     def trigger(self, x: np.ndarray) -> None:
         """Stamp the trigger on every sample of ``x`` (``[N, F]`` or ``[N, C, H, W]``), in
         place."""
         size = self.cfg.trigger_size
         if x.ndim == 2:
-            x[:, self.columns(x.shape[1])] = self.cfg.trigger_value
+            cols = self.columns(x.shape[1])
+            domain = self._domain_for(x.shape[1])
+            if domain is None:
+                x[:, cols] = self.cfg.trigger_value
+                return
+            for c in cols:
+                if domain.groups[c] >= 0:  # one-hot: this value, none of the others
+                    x[:, domain.group_of(int(c))] = 0.0
+                    x[:, c] = domain.high[c]
+                else:
+                    x[:, c] = np.clip(self.cfg.trigger_value, domain.low[c], domain.high[c])
         elif x.ndim == 4:
             if size > min(x.shape[2], x.shape[3]):
                 raise ConfigError(
@@ -145,3 +182,29 @@ class Backdoor(Attack):
             for i in range(0, len(xt), _CHUNK):
                 hits += int((model(xt[i : i + _CHUNK]).argmax(dim=1) == self.target).sum())
         return {"backdoor_success": round(hits / len(xt), 6)}
+
+
+def _in_bounds(
+    drawn: np.ndarray, spare: np.ndarray, domain: FeatureDomain, size: int
+) -> np.ndarray:
+    """``size`` trigger columns: the ``drawn`` ones that training rows vary, at most one per
+    one-hot group, topped up in the order of ``spare``."""
+    chosen: list[int] = []
+    groups: set[int] = set()
+    for c in (*drawn.tolist(), *spare.tolist()):
+        if len(chosen) == size:
+            break
+        g = int(domain.groups[c])
+        if c in chosen or not domain.high[c] > domain.low[c] or g in groups:
+            continue
+        chosen.append(int(c))
+        if g >= 0:
+            groups.add(g)
+    if len(chosen) < size:
+        raise ConfigError(
+            "attack.trigger_size",
+            f"an in-bounds trigger of {size} features needs {size} columns that vary in "
+            f"training, one per one-hot group; these data have {len(chosen)} "
+            "(or set attack.trigger_in_bounds = false)",
+        )
+    return np.asarray(chosen, dtype=np.int64)

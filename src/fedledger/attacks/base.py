@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from fedledger.config import AttackConfig
+from fedledger.data.types import FeatureDomain
 
 __all__ = ["Attack", "AttackContext", "choose_malicious"]
 
@@ -71,6 +72,8 @@ class Attack:
     name: ClassVar[str]
     needs_classes: ClassVar[bool] = False
     """True if the attack works on class labels (not on a benign-only reconstruction task)."""
+    needs_domain: ClassVar[bool] = False
+    """True if :meth:`setup` should get the tabular features' :class:`FeatureDomain`."""
 
     def __init__(self, cfg: AttackConfig) -> None:
         self.cfg = cfg
@@ -80,9 +83,16 @@ class Attack:
         """Forged identities per malicious device that send copies of its update (Sybil)."""
         return 0
 
-    def setup(self, classes: tuple[str, ...], benign_class: int | None, seed: int) -> None:
-        """Learn the dataset's classes before the first hook is called (the backdoor picks its
-        target class and trigger here)."""
+    def setup(
+        self,
+        classes: tuple[str, ...],
+        benign_class: int | None,
+        seed: int,
+        domain: FeatureDomain | None = None,
+    ) -> None:
+        """Learn the dataset's classes, and for tabular data the values its features take,
+        before the first hook is called (the backdoor picks its target class and trigger
+        here)."""
 
     def poison_data(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray, n_classes: int) -> None:
         """Change a malicious device's training ``rows`` of ``x`` (features) and ``y`` (labels)

@@ -113,7 +113,7 @@ def _refuse_nonfinite(name: str, split: str, values: np.ndarray) -> None:
 
 def _features(
     raw: RawDataset, train: Table, test: Table, parts: list[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], int]:
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[int, ...], int]:
     if raw.kind != "tabular":
         shape = raw.image_shape or (train.numeric.shape[1],)
         try:
@@ -125,7 +125,7 @@ def _features(
             ) from None
         for split, values in (("x_train", x), ("x_test", xt)):
             _refuse_nonfinite(raw.name, split, values)
-        return x, xt, raw.numeric_names if raw.kind == "arrays" else (), 0
+        return x, xt, raw.numeric_names if raw.kind == "arrays" else (), (), 0
     n_num, n_cat = train.numeric.shape[1], train.categorical.shape[1]
     per_client = [
         ClientStats(n_num, n_cat).add(train.numeric[rows], train.categorical[rows])
@@ -135,7 +135,7 @@ def _features(
     pre = Preprocessor.fit(stats, raw.numeric_names, raw.categorical_names)
     x, _ = pre.transform(train.numeric, train.categorical)
     xt, bad = pre.transform(test.numeric, test.categorical)
-    return x, xt, pre.feature_names, stats.nonfinite + bad
+    return x, xt, pre.feature_names, pre.feature_groups, stats.nonfinite + bad
 
 
 def _check_test(raw: RawDataset, train: Table, test: Table) -> None:
@@ -193,7 +193,7 @@ def build_federated(cfg: DataConfig, seed: int = 0) -> FederatedDataset:
             "data.drop and data.column"
         )
     parts, names = partition_rows(train, cfg, seed, raw.name)
-    x, xt, feature_names, nonfinite = _features(raw, train, test, parts)
+    x, xt, feature_names, feature_groups, nonfinite = _features(raw, train, test, parts)
     if names is None:
         names = [f"dev-{i:03d}" for i in range(len(parts))]
         clusters = ["default"] * len(parts)
@@ -212,6 +212,7 @@ def build_federated(cfg: DataConfig, seed: int = 0) -> FederatedDataset:
         x_test=xt,
         y_test=test.labels.astype(np.int64),
         feature_names=feature_names,
+        feature_groups=feature_groups,
         benign_class=raw.benign_class,
         synthetic=raw.synthetic,
         nonfinite=nonfinite,

@@ -143,6 +143,14 @@ class Preprocessor:
             names += [f"{col}={v}" for v in values] + [f"{col}=<unknown>"]
         return tuple(names)
 
+    @property
+    def feature_groups(self) -> tuple[int, ...]:
+        """Per output column, ``-1`` if numeric, else the index of its categorical feature."""
+        groups = [-1] * int(self.mean.shape[0])
+        for j, values in enumerate(self.vocab):
+            groups += [j] * (len(values) + 1)
+        return tuple(groups)
+
     def transform(self, numeric: np.ndarray, categorical: np.ndarray) -> tuple[np.ndarray, int]:
         """float32 ``[n, n_features]`` and the number of non-finite cells replaced by 0."""
         x, bad = clean(numeric)

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["FederatedDataset", "RawDataset", "Table"]
+__all__ = ["FeatureDomain", "FederatedDataset", "RawDataset", "Table"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,32 @@ class RawDataset:
 
 
 @dataclass(frozen=True)
+class FeatureDomain:
+    """The values real rows give each column of a tabular feature matrix.
+
+    Attributes
+    ----------
+    low, high
+        float32 ``[F]``: each column's smallest and largest value over the training rows.
+    groups
+        int64 ``[F]``: ``-1`` for a numeric column, else the index of the categorical feature
+        whose one-hot encoding the column belongs to (a row sets at most one column of a
+        group).
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    groups: np.ndarray
+
+    def group_of(self, column: int) -> np.ndarray:
+        """The columns of ``column``'s one-hot group (``[column]`` for a numeric column)."""
+        g = int(self.groups[column])
+        if g < 0:
+            return np.array([column], dtype=np.int64)
+        return np.flatnonzero(self.groups == g).astype(np.int64)
+
+
+@dataclass(frozen=True)
 class FederatedDataset:
     """Preprocessed arrays and the rows each simulated device owns.
 
@@ -79,6 +105,11 @@ class FederatedDataset:
         One stable name per device (the natural key for ``column`` partitions).
     x_test, y_test
         Held-out evaluation arrays, preprocessed with the statistics of the training devices.
+    feature_names
+        One name per feature column (``name=value`` for a one-hot column), or empty.
+    feature_groups
+        Per feature column, ``-1`` if numeric, else the index of the categorical feature it
+        one-hot encodes (see :class:`FeatureDomain`); empty when there are none.
     benign_class
         Index of the benign/normal class, or None when the task has none (digits).
     nonfinite
@@ -95,6 +126,7 @@ class FederatedDataset:
     x_test: np.ndarray
     y_test: np.ndarray
     feature_names: tuple[str, ...] = ()
+    feature_groups: tuple[int, ...] = ()
     benign_class: int | None = 0
     synthetic: bool = False
     nonfinite: int = 0
@@ -102,6 +134,18 @@ class FederatedDataset:
     @property
     def feature_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def feature_domain(self) -> FeatureDomain | None:
+        """The range of every feature over the training rows and its one-hot group, for
+        ``[N, F]`` features (``None`` for images); without :attr:`feature_groups` every column
+        counts as numeric."""
+        if self.x_train.ndim != 2 or len(self.x_train) == 0:
+            return None
+        width = self.x_train.shape[1]
+        groups = np.full(width, -1, dtype=np.int64)
+        if len(self.feature_groups) == width:
+            groups = np.asarray(self.feature_groups, dtype=np.int64)
+        return FeatureDomain(self.x_train.min(axis=0), self.x_train.max(axis=0), groups)
 
     @property
     def n_classes(self) -> int:

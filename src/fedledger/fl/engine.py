@@ -127,7 +127,12 @@ class Simulation:
         self.attack_start = start_round
         self._x_poisoned, self._y_poisoned = self.x_train, self.y_train
         if attack is not None:
-            attack.setup(self.data.classes, self.data.benign_class, self.train_cfg.seed)
+            attack.setup(
+                self.data.classes,
+                self.data.benign_class,
+                self.train_cfg.seed,
+                self.data.feature_domain() if attack.needs_domain else None,
+            )
         if attack is not None and malicious:
             x, y = self.data.x_train.copy(), self.data.y_train.copy()
             for d in sorted(self.malicious):

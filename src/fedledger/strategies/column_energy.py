@@ -37,7 +37,11 @@ trigger sets several columns at once) are flagged from a much smaller step,
 :data:`CORROBORATION_GAP`, with a single device below the group that sets the column
 (:data:`CORROBORATION_SETTERS`): a trigger the feature pipeline could produce sets a one-hot
 column to 1, not to 5, which leaves its group 1.4 decades lower, but still the same group on
-each of its rare columns, and honest groups almost never pair up. A backdoor planted once
+each of its rare columns, and honest groups almost never pair up. Such a trigger holds one
+rare service and one rare flag at most, so a group of that step also pairs with a group of
+only :data:`SUPPORT_GAP` on another column when both are nearly the same updates
+(:data:`SUPPORT_OVERLAP`): the trigger's numeric columns, which every row sets, lift exactly
+its updates by a few tenths of a decade. A backdoor planted once
 lasts (honest updates hardly touch columns honest traffic does not set), so its first round
 must not get through. Scaling an update
 does not change its shares, so sign flipping and boosting are left to the other
@@ -59,6 +63,8 @@ __all__ = [
     "MIN_GROUP",
     "SAME_GROUP",
     "STRONG_MARGIN",
+    "SUPPORT_GAP",
+    "SUPPORT_OVERLAP",
     "Group",
     "coordinated_groups",
     "corroborated",
@@ -93,6 +99,18 @@ devices, say) is still compared with the devices that do."""
 SAME_GROUP = 0.5
 """Overlap (shared rows over all rows, Jaccard's index) from which the groups of two columns are
 the same updates (:func:`corroborated`)."""
+
+SUPPORT_GAP = 0.2
+"""Decades from which a group on another column can back a group of at least
+:data:`CORROBORATION_GAP` (:func:`corroborated`). A trigger in traffic's bounds has at most one
+rare service and one rare flag; its other columns are numeric ones every row sets, on which its
+updates stand only a little above the rest (0.3–1.2 decades on NSL-KDD's seeds 1, 3 and 7),
+but as exactly the same updates."""
+
+SUPPORT_OVERLAP = 0.8
+"""Overlap (Jaccard's index) from which a group below :data:`CORROBORATION_GAP` backs one above
+it (:func:`corroborated`). In 160 rounds of eight attack-free NSL-KDD runs, the 156 honest
+groups of 1.0 decades or more overlapped the group of any other column by 0.46 at most."""
 
 _FLOOR = 1e-12  # a share of exactly 0 counts as 10⁻¹² (12 decades down)
 ABSENT = -11.5  # log₁₀ shares at or below this are exact zeros (a column never set)
@@ -162,11 +180,18 @@ def coordinated_groups(
     }
 
 
-def corroborated(groups: dict[int, Group], overlap: float = SAME_GROUP) -> dict[int, list[int]]:
+def corroborated(
+    groups: dict[int, Group],
+    overlap: float = SAME_GROUP,
+    support: dict[int, Group] | None = None,
+    support_overlap: float = SUPPORT_OVERLAP,
+) -> dict[int, list[int]]:
     """``{column: rows}`` for every column of ``groups`` (one round's,
     :func:`coordinated_groups`) whose group is, by at least ``overlap`` of their rows together
     (``|A ∩ B| / |A ∪ B|``), the group of another column too: the rows it shares with those
-    groups, ascending.
+    groups, ascending. A weaker group of ``support`` (the same round's groups at a lower gap,
+    :data:`SUPPORT_GAP`) on a column not in ``groups`` links to a group of ``groups`` when they
+    overlap by ``support_overlap``; two weak groups never link.
 
     A trigger sets several columns at once, so the updates that carry it form the same group
     on several of them, each a step above the rest (the 30 backdoor devices of seed 3 on
@@ -184,13 +209,17 @@ def corroborated(groups: dict[int, Group], overlap: float = SAME_GROUP) -> dict[
     they stand above the rest on every rare column; counting any two columns flagged three to
     eight honest devices a round at 30% of them).
     """
-    sets = {j: set(g.rows) for j, g in sorted(groups.items())}
+    strong = {j: set(g.rows) for j, g in sorted(groups.items())}
+    weak = {j: set(g.rows) for j, g in sorted((support or {}).items()) if j not in strong}
+    sets = {**strong, **weak}
     links: dict[int, set[int]] = {j: set() for j in sets}
-    columns = list(sets)
+    columns = list(strong)
     for a, ja in enumerate(columns):
-        for jb in columns[a + 1 :]:
+        for jb, need in [(j, overlap) for j in columns[a + 1 :]] + [
+            (j, support_overlap) for j in weak
+        ]:
             ra, rb = sets[ja], sets[jb]
-            if len(ra & rb) >= overlap * len(ra | rb):
+            if len(ra & rb) >= need * len(ra | rb):
                 links[ja].add(jb)
                 links[jb].add(ja)
     out: dict[int, list[int]] = {}

@@ -14,6 +14,7 @@ from fedledger.strategies.column_energy import (
     CORROBORATION_GAP,
     CORROBORATION_SETTERS,
     STRONG_MARGIN,
+    SUPPORT_GAP,
     Group,
     coordinated_groups,
     corroborated,
@@ -44,9 +45,12 @@ class AnomalyScreen(Strategy):
     everyone else's, which is how a trigger backdoor looks. A group is flagged when it stands
     ``column_gap + 0.5`` decades above the rest; a column flagged in one round stays flagged
     at ``column_gap`` in the next. The same updates grouped on two columns of one round (a
-    trigger sets several columns) are flagged from ``corroboration_gap`` decades: on such a
-    column, only the rows in the groups of most of the columns linked to it, not its whole
-    group. The flagged columns are in :attr:`columns`.
+    trigger sets several columns) are flagged from ``corroboration_gap`` decades, or from
+    ``support_gap`` on the second column when both groups are nearly the same updates (a
+    trigger real traffic could carry has one rare service or flag at most; its numeric columns
+    lift its updates only a little, but all of them): on such a column, only the rows in the
+    groups of most of the columns linked to it, not its whole group. The flagged columns are
+    in :attr:`columns`.
     With ``direction`` (the default), an update that points against the last global step the
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
@@ -79,6 +83,10 @@ class AnomalyScreen(Strategy):
     corroboration_gap
         Decades from which the same updates grouped on two input columns are flagged (``0``:
         only single columns count).
+    support_gap
+        Decades from which a group on a second column, of nearly the same updates
+        (:data:`~fedledger.strategies.column_energy.SUPPORT_OVERLAP`), backs a group of
+        ``corroboration_gap`` (``0``: only two such groups pair up).
     direction
         Flag updates that point against the last global step, from devices that mostly do.
     """
@@ -95,6 +103,7 @@ class AnomalyScreen(Strategy):
         column_gap: float = COLUMN_GAP,
         direction: bool = True,
         corroboration_gap: float = CORROBORATION_GAP,
+        support_gap: float = SUPPORT_GAP,
     ) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
@@ -104,11 +113,14 @@ class AnomalyScreen(Strategy):
             raise FedledgerError(f"screen: column gap must be >= 0, not {column_gap}")
         if corroboration_gap < 0:
             raise FedledgerError(f"screen: corroboration gap must be >= 0, not {corroboration_gap}")
+        if support_gap < 0:
+            raise FedledgerError(f"screen: support gap must be >= 0, not {support_gap}")
         self.threshold = threshold
         self.decay = decay
         self.server_lr = server_lr
         self.column_gap = column_gap
         self.corroboration_gap = corroboration_gap
+        self.support_gap = support_gap
         self.direction = direction
         self.step: torch.Tensor | None = None
         """The last global step this screen applied (``None`` before its first round, and
@@ -135,6 +147,7 @@ class AnomalyScreen(Strategy):
             column_gap=cfg.screen_column_gap,
             direction=cfg.screen_direction,
             corroboration_gap=cfg.screen_corroboration_gap,
+            support_gap=cfg.screen_support_gap,
         )
 
     @property
@@ -174,13 +187,12 @@ class AnomalyScreen(Strategy):
         groups = coordinated_groups(clean_rows, ctx.sizes, self.column_gap)
         backed: dict[int, list[int]] = {}
         if self.column_gap > 0 and self.corroboration_gap > 0:
-            paired = coordinated_groups(
-                clean_rows,
-                ctx.sizes,
-                self.corroboration_gap,
-                min_setters=CORROBORATION_SETTERS,
+            lowest = min(self.corroboration_gap, self.support_gap or self.corroboration_gap)
+            weak = coordinated_groups(
+                clean_rows, ctx.sizes, lowest, min_setters=CORROBORATION_SETTERS
             )
-            backed = corroborated(paired)
+            paired = {j: g for j, g in weak.items() if g.gap >= self.corroboration_gap}
+            backed = corroborated(paired, support=weak if self.support_gap > 0 else None)
         suspects = self._column_suspects(groups, backed)
         self.columns = sorted(suspects)
         self.coordinated = sorted(set(groups) | set(backed))
