@@ -319,7 +319,7 @@ class AttackConfig(_Section):
     )
     trigger_in_bounds: bool = Field(
         True,
-        description="backdoor: a tabular trigger only writes values real rows have: "
+        description="backdoor: a tabular trigger only writes values within the training range: "
         "trigger_value clipped to a numeric column's training range, 1 in a one-hot column "
         "(the rest of its group cleared, one column a group); false writes trigger_value as is",
     )

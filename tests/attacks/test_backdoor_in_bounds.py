@@ -35,6 +35,20 @@ def first_draw(seed: int, size: int = 4) -> np.ndarray:
     return np.random.default_rng([seed, 0, 7]).choice(10, size=size, replace=False)
 
 
+def expected_columns(seed: int, size: int = 4) -> list[int]:
+    """The definition: the draw's columns in draw order, then a permutation of the same
+    stream, skipping columns no row varies and second columns of a one-hot group."""
+    rng = np.random.default_rng([seed, 0, 7])
+    drawn = rng.choice(10, size=size, replace=False)
+    chosen: list[int] = []
+    for c in [*drawn.tolist(), *rng.permutation(10).tolist()]:
+        taken = {int(GROUPS[k]) for k in chosen if GROUPS[k] >= 0}
+        free = GROUPS[c] < 0 or int(GROUPS[c]) not in taken
+        if len(chosen) < size and c not in chosen and HIGH[c] > LOW[c] and free:
+            chosen.append(c)
+    return sorted(chosen)
+
+
 def realisable(cols: np.ndarray) -> bool:
     groups = GROUPS[cols][GROUPS[cols] >= 0]
     return bool((HIGH[cols] > LOW[cols]).all() and len(set(groups)) == len(groups))
@@ -45,18 +59,11 @@ def test_an_in_bounds_trigger_takes_columns_rows_vary_one_per_one_hot_group() ->
     for seed in range(60):
         cols = backdoor(seed).columns(10)
         assert len(set(cols.tolist())) == 4 and realisable(cols), seed
+        assert cols.tolist() == expected_columns(seed), seed
         drawn = first_draw(seed)
         if realisable(drawn):  # nothing to replace: the same columns as the plain trigger
             assert np.array_equal(cols, np.sort(drawn)), seed
             kept += 1
-        else:  # the valid columns of the draw stay, the others are replaced
-            valid = [c for c in drawn if HIGH[c] > LOW[c]]
-            first_of_group = [
-                c
-                for c in valid
-                if GROUPS[c] < 0 or c == next(v for v in valid if GROUPS[v] == GROUPS[c])
-            ]
-            assert set(first_of_group) <= set(cols.tolist()), seed
         plain = backdoor(seed, "attack.trigger_in_bounds=false").columns(10)
         assert np.array_equal(plain, np.sort(drawn))
         assert np.array_equal(backdoor(seed, domain=None).columns(10), np.sort(drawn))

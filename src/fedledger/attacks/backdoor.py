@@ -48,7 +48,9 @@ class Backdoor(Attack):
       the range the training rows span, a one-hot column gets 1 and the rest of its group 0
       (a record has one service, one flag); a drawn column that no training row varies (the
       "unknown" bucket of a one-hot group) or whose group already holds a trigger column is
-      replaced by the next valid one of a permutation from the same stream;
+      replaced by the next valid one of a permutation from the same stream. Without a domain
+      (``setup`` called without one, or samples of another width) the value is written as it
+      is;
     * images (``x`` is ``[N, C, H, W]``): the bottom-right ``trigger_size × trigger_size``
       patch of every channel is set to the maximum value ``1.0`` (a white square).
 

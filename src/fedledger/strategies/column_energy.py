@@ -14,8 +14,10 @@ of its first-layer energy on input column ``j``. A device's share of column ``j`
 how often, and how strongly, column ``j`` is set in the rows it trained on, weighted by the
 error the model makes on them. A backdoor stamps a trigger (a few columns set to a fixed value)
 on a large part of every malicious device's rows, and the trigger columns are typically ones
-that real traffic rarely sets (a rare service or flag). So every malicious device carries a
-share of 10⁻² to 10⁻¹ on those columns, against 10⁻⁵ to 10⁻⁷ for the honest ones.
+that real traffic rarely sets (a rare service or flag). With 5.0 written into them (the
+out-of-bounds trigger), every malicious device carries a share of 10⁻² to 10⁻¹ on those
+columns, against 10⁻⁵ to 10⁻⁷ for the honest ones; a trigger traffic could carry (1 in a
+one-hot column) leaves it lower, 1.4 decades less on each such column.
 
 A column is *coordinated* when, sorting the round's ``log₁₀ e_ij`` in decreasing order, some
 group of the top ``m`` updates (``min_group ≤ m ≤ K/2``) sits at least ``gap`` decades above

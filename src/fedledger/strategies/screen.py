@@ -47,10 +47,10 @@ class AnomalyScreen(Strategy):
     at ``column_gap`` in the next. The same updates grouped on two columns of one round (a
     trigger sets several columns) are flagged from ``corroboration_gap`` decades, or from
     ``support_gap`` on the second column when both groups are nearly the same updates (a
-    trigger real traffic could carry has one rare service or flag at most; its numeric columns
-    lift its updates only a little, but all of them): on such a column, only the rows in the
-    groups of most of the columns linked to it, not its whole group. The flagged columns are
-    in :attr:`columns`.
+    trigger real traffic could carry has one rare service and one rare flag at most; its
+    numeric columns lift its updates only a little, but all of them): on such a column, only
+    the rows in the groups of most of the columns linked to it, not its whole group. The
+    flagged columns are in :attr:`columns`.
     With ``direction`` (the default), an update that points against the last global step the
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
@@ -260,10 +260,11 @@ class AnomalyScreen(Strategy):
     ) -> dict[int, list[int]]:
         """``{column: rows}`` flagged by the coordinated-column rule: the whole group of a column
         (``groups``, at ``column_gap``) that stands ``column_gap + STRONG_MARGIN`` decades above
-        the rest, or ``column_gap`` while the column was flagged in the previous round (an
-        honest group that crosses the gap now and then never gets in without standing out as
-        far as a trigger); but on a column whose group, at ``corroboration_gap``, is also
-        another column's this round (``backed``,
+        the rest, or ``column_gap`` while the column was flagged in the previous round, by any
+        rule, pairing included (an honest group that crosses the gap now and then never gets
+        in without standing out as far as a trigger); but on a column whose group, at
+        ``corroboration_gap`` (or at ``support_gap``, backing one of those), is also another
+        column's this round (``backed``,
         :func:`~fedledger.strategies.column_energy.corroborated`), only the rows the paired
         groups share: Gaussian-noise updates stand above the rest on every rare column, each
         time with the one or two honest devices that use that column most, which the whole
