@@ -68,6 +68,26 @@ def test_resume_extends_a_run_to_the_same_model(tmp_path: Path) -> None:
     assert "train.lr" in _one_line_error(output)
 
 
+def test_resume_refuses_a_folder_whose_config_lacks_a_key_of_this_version(tmp_path: Path) -> None:
+    """A key added since the run was written (its default may not be what the run did) must be
+    named before the run goes on; nothing in the folder changes."""
+    cut = tmp_path / "cut"
+    assert invoke("run", *SMALL, "--out", str(cut))[0] == 0
+    config = cut / "config.toml"
+    text = config.read_text()
+    assert "trigger_in_bounds = true\n" in text and "screen_support_gap = 0.2\n" in text
+    old = text.replace("trigger_in_bounds = true\n", "").replace("screen_support_gap = 0.2\n", "")
+    config.write_text(old)
+    before = {p.name: p.read_bytes() for p in cut.iterdir() if p.is_file()}
+    code, output = invoke("run", "--resume", str(cut), "--set", "train.rounds=3")
+    assert code == 2
+    line = _one_line_error(output)
+    assert "attack.trigger_in_bounds" in line and "strategy.screen_support_gap" in line
+    assert {p.name: p.read_bytes() for p in cut.iterdir() if p.is_file()} == before
+    config.write_text(text)  # named again: it resumes
+    assert invoke("run", "--resume", str(cut), "--set", "train.rounds=3")[0] == 0
+
+
 @pytest.mark.parametrize(
     ("args", "code", "needle"),
     [
