@@ -65,7 +65,8 @@ class RawDataset:
 
 @dataclass(frozen=True)
 class FeatureDomain:
-    """The values real rows give each column of a tabular feature matrix.
+    """The range of values real rows give each column of a tabular feature matrix, and its
+    one-hot group.
 
     Attributes
     ----------
