@@ -140,6 +140,13 @@ def _edit_config(d: Path) -> None:
     (d / "config.toml").write_text(text)
 
 
+def _drop_config_key(d: Path) -> None:
+    text = (d / "config.toml").read_text()
+    assert "screen_support_gap = " in text
+    kept = [ln for ln in text.splitlines(keepends=True) if not ln.startswith("screen_support_gap")]
+    (d / "config.toml").write_text("".join(kept))
+
+
 def _drop_final_block_line(d: Path) -> None:
     path = d / "ledger" / "chain.jsonl"
     write_lines(path, lines(path)[:-1])
@@ -225,6 +232,7 @@ def _extra_tensor(d: Path) -> None:
         (_edit_envelope, "envelopes", "does not verify"),
         (_edit_vote_evidence, "votes", "does not match the metrics digest"),
         (_edit_config, "config", "config.toml was changed"),
+        (_drop_config_key, "config", "lacks strategy.screen_support_gap: written by an earlier"),
     ],
     ids=[
         "chain-cut",
@@ -245,6 +253,7 @@ def _extra_tensor(d: Path) -> None:
         "envelope",
         "votes",
         "config",
+        "config-key",
     ],
 )
 def test_tampering_fails_the_audit_naming_it(

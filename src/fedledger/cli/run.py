@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -30,26 +29,16 @@ def _new_run_dir() -> Path:
 
 
 def _resume_config(folder: RunFolder, overrides: list[str]) -> Config:
-    """The folder's config; only ``train.rounds`` may change (to extend a run).
-
-    A run folder holds every key of the config it ran with (:func:`dump_config`). A key it
-    lacks came with a later version of fedledger, and its default may not be what the run did
-    (``attack.trigger_in_bounds`` changed the backdoor's trigger), so resuming is refused
-    until the folder's config.toml names it.
-    """
+    """The folder's config; only ``train.rounds`` may change (to extend a run). A folder
+    whose config.toml lacks a key of this version is refused until it names it
+    (:meth:`RunFolder.config_keys_missing`)."""
     for item in overrides:
         key = item.partition("=")[0].strip()
         if key != "train.rounds":
             raise ConfigError(key, "cannot be changed when resuming (only train.rounds can)")
     path = folder.config_path()
     config = load_config(path, overrides)
-    stored = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    missing = [
-        f"{section}.{key}"
-        for section, values in config.model_dump(mode="json", exclude_none=True).items()
-        for key in values
-        if key not in stored.get(section, {})
-    ]
+    missing = folder.config_keys_missing(config)
     if missing:
         raise ConfigError(
             missing[0],

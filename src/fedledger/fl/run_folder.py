@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from fedledger.config import Config
 from fedledger.digest import sha256_arrays, sha256_file
 from fedledger.errors import CheckpointError
 
@@ -75,6 +77,23 @@ class RunFolder:
         if not p.is_file():
             raise CheckpointError(f"{self.path} is not a run folder: config.toml is missing")
         return p
+
+    def config_keys_missing(self, config: Config) -> list[str]:
+        """``section.key`` of every key of ``config`` (the folder's config as this version
+        loads it) that the folder's config.toml does not set.
+
+        A run writes every key of its config (:func:`~fedledger.config.dump_config`), so a key
+        it lacks came with a later fedledger than the one that wrote the run, and this
+        version's default for it may not be what the run did (``attack.trigger_in_bounds``
+        changed the backdoor's trigger). A hand-deleted key looks the same.
+        """
+        stored = tomllib.loads(self.config_path().read_text(encoding="utf-8-sig"))
+        return [
+            f"{section}.{key}"
+            for section, values in config.model_dump(mode="json", exclude_none=True).items()
+            for key in values
+            if key not in stored.get(section, {})
+        ]
 
     def write_devices(self, devices: list[dict[str, Any]]) -> None:
         _write_atomic(self.path / "devices.json", json.dumps({"devices": devices}, indent=1))

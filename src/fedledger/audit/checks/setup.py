@@ -9,6 +9,7 @@ from fedledger.audit.checks.common import ChainView, brief, guarded, members_of
 from fedledger.audit.report import Check
 from fedledger.config import load_config
 from fedledger.fl.ledger_setup import ledger_config_digest
+from fedledger.fl.run_folder import RunFolder
 from fedledger.security.identity import member_id
 
 __all__ = ["check_config", "check_registry"]
@@ -17,6 +18,14 @@ __all__ = ["check_config", "check_registry"]
 def check_config(run_dir: Path, chain: ChainView) -> Check:
     def body(c: Check) -> None:
         config = load_config(run_dir / "config.toml")
+        missing = RunFolder(run_dir).config_keys_missing(config)
+        if missing:  # this version's defaults stand in for them: no digest can match
+            c.fail(
+                f"config.toml lacks {', '.join(missing)}: written by an earlier fedledger "
+                "(or edited), so the digest its rounds were opened with cannot be checked "
+                "here; audit the run with the fedledger that made it"
+            )
+            return
         digest = ledger_config_digest(config)
         if (run_dir / "summary.json").is_file() and config.train.rounds != len(chain.rounds):
             c.fail(
