@@ -80,6 +80,7 @@ def build_simulation(
         )
     malicious = choose_malicious(len(data.clients), config.attack.fraction, config.train.seed)
     sim.set_attack(attack, malicious if attack is not None else [], config.attack.start_round)
+    sim.honest_only = config.attack.honest_only
     method = incentives_method(config, rebuildable=custom is None)
     if method != "none":
         mode = config.security.secure_aggregation
@@ -236,7 +237,8 @@ def prepare_run(
 
 
 def check_names(config: Config) -> None:
-    """Registry names are checked before any data is read."""
+    """Registry names, and settings that need no data to check, are checked before any data
+    is read."""
     for key, name, registry in (
         ("data.name", config.data.name, DATASETS),
         ("model.name", config.model.name, MODELS),
@@ -245,3 +247,9 @@ def check_names(config: Config) -> None:
     ):
         if name not in registry:
             raise ConfigError(key, f"unknown name {name!r}; known: {', '.join(sorted(registry))}")
+    if config.attack.honest_only and config.ledger.backend != "none":
+        raise ConfigError(
+            "attack.honest_only",
+            "is a simulation reference (the malicious devices sit out, as if found), and the "
+            'ledger protocol runs every device; set ledger.backend = "none"',
+        )

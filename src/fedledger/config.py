@@ -336,6 +336,12 @@ class AttackConfig(_Section):
         1, ge=1, description="replay: resend the update of this many rounds ago"
     )
     sybils: int = Field(2, ge=1, description="sybil: unregistered clones per malicious device")
+    honest_only: bool = Field(
+        False,
+        description="simulation reference: while the attack runs, the malicious devices sit "
+        "out (their updates never reach the strategy), as if a defence had found exactly them; "
+        "needs ledger.backend = none",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AttackConfig:

@@ -83,7 +83,12 @@ def attack_matrix(
         ),
     ],
     defences: Annotated[
-        str, typer.Option("--defences", help="strategy.name values, comma-separated")
+        str,
+        typer.Option(
+            "--defences",
+            help="strategy.name values, comma-separated; `honest_only` = FedAvg with the "
+            "malicious devices sitting out (a reference: a defence that finds exactly them)",
+        ),
     ],
     fractions: Annotated[
         str,

@@ -96,6 +96,9 @@ class Simulation:
         self.attack: Attack | None = None
         self.malicious: frozenset[int] = frozenset()
         self.attack_start = 1
+        self.honest_only = False
+        """``attack.honest_only``: while the attack runs, the malicious devices sit out (a
+        reference: what a defence that finds exactly them reaches)."""
         self._x_poisoned, self._y_poisoned = self.x_train, self.y_train
         self.previous_params: torch.Tensor | None = None
         """The global model of the round before the current one (free riders replay it)."""
@@ -306,6 +309,8 @@ class Simulation:
         self.begin_secure_round(round_number)
         setup = time.perf_counter() - t0
         local = self.train_devices(round_number)
+        if self.honest_only and self._attacking(round_number):
+            local = local.without(self.malicious)
         t1 = time.perf_counter()
         secure: dict[str, Any] | None = None
         outcome: SecureOutcome | None = None

@@ -77,6 +77,19 @@ class LocalUpdates:
             seconds=self.seconds,
         )
 
+    def without(self, left_out: frozenset[int]) -> LocalUpdates:
+        """The round as if the devices ``left_out`` had not taken part (their rows, clones and
+        place among the round's devices dropped)."""
+        keep = [k for k, d in enumerate(self.order) if d not in left_out]
+        return LocalUpdates(
+            devices=[d for d in self.devices if d not in left_out],
+            order=[self.order[k] for k in keep],
+            updates=self.updates[keep],
+            weights=self.weights[keep],
+            seconds=self.seconds,
+            sybils=[(d, row) for d, row in self.sybils if d not in left_out],
+        )
+
 
 @dataclass
 class RoundResult:

@@ -13,10 +13,14 @@ from fedledger.config import Config, load_config
 from fedledger.errors import ConfigError
 from fedledger.strategies import STRATEGIES
 
-__all__ = ["ATTACK_FREE", "Cell", "MatrixSpec"]
+__all__ = ["ATTACK_FREE", "HONEST_ONLY", "Cell", "MatrixSpec"]
 
 #: The attack name of the attack-free baseline (run once per defence and seed, fraction 0).
 ATTACK_FREE = "none"
+
+#: The defence name of the honest-only reference: FedAvg with ``attack.honest_only = true``
+#: (the malicious devices sit out, as if a defence had found exactly them).
+HONEST_ONLY = "honest_only"
 
 #: ``--set`` keys the matrix sets itself, per cell, and the option that does.
 _CELL_KEYS = {
@@ -38,7 +42,7 @@ class Cell:
     Attributes
     ----------
     defence
-        ``strategy.name``.
+        ``strategy.name``, or :data:`HONEST_ONLY`.
     attack
         ``attack.name`` (``none`` for the baseline).
     fraction
@@ -66,8 +70,12 @@ class Cell:
 
     def overrides(self) -> list[str]:
         """The ``--set`` overrides that make a run this cell."""
+        if self.defence == HONEST_ONLY:
+            strategy = ['strategy.name="fedavg"', "attack.honest_only=true"]
+        else:
+            strategy = [f"strategy.name={json.dumps(self.defence)}"]
         return [
-            f"strategy.name={json.dumps(self.defence)}",
+            *strategy,
             f"attack.name={json.dumps(self.attack)}",
             f"attack.fraction={self.fraction!r}",
             f"train.seed={self.seed}",
@@ -118,7 +126,7 @@ class MatrixSpec:
     overrides
         ``--set`` overrides applied to every cell.
     defences
-        ``strategy.name`` values, in order.
+        ``strategy.name`` values, in order; :data:`HONEST_ONLY` is the honest-only reference.
     attacks
         ``attack.name`` values, in order; ``none`` is the attack-free baseline.
     fractions
@@ -169,7 +177,7 @@ class MatrixSpec:
             override of a key the matrix sets, or an invalid config.
         """
         attack_names = _names(attacks, "--attacks", "attack", [ATTACK_FREE, *ATTACKS])
-        defence_names = _names(defences, "--defences", "defence", STRATEGIES)
+        defence_names = _names(defences, "--defences", "defence", [*STRATEGIES, HONEST_ONLY])
         values = _fractions(fractions)
         if seeds < 1:
             raise ConfigError("--seeds", f"must be at least 1 (got {seeds})")
