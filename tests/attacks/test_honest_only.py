@@ -3,10 +3,15 @@ had found exactly them, and the matrix runs it as the ``honest_only`` reference.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from fedledger.assemble import build_simulation
+from fedledger.cli import build_app
 from fedledger.config import load_config
 from fedledger.errors import ConfigError
 from fedledger.fl.engine import Simulation
@@ -86,3 +91,19 @@ def test_the_matrix_runs_honest_only_as_fedavg_with_the_malicious_devices_sittin
     assert not spec.config_for(Cell("screen", "sign_flip", 0.3, 0)).attack.honest_only
     with pytest.raises(ConfigError, match=r"attack\.honest_only"):
         MatrixSpec.parse(None, [], attacks="sign_flip", defences="honest_only", fractions="0.3")
+
+
+def test_a_screened_run_without_the_malicious_devices_reports_no_detection(
+    tmp_path: Path,
+) -> None:
+    """With nobody malicious taking part there is nothing to find: no detection counts per
+    round and no run-level detection (before, the sat-out devices counted as missed)."""
+    out = tmp_path / "run"
+    args = ["run", "--out", str(out), *(f"--set={o}" for o in BASE)]
+    args += ["--set=train.rounds=3", "--set=data.clients=10", "--set=attack.honest_only=true"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all("screen" in r and "tp" not in r["screen"] for r in records)
+    assert "detection" not in json.loads((out / "summary.json").read_text())
+    assert "malicious devices (precision" not in result.output

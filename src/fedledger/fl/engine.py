@@ -366,11 +366,12 @@ class Simulation:
         self, round_number: int, devices: list[int], flagged: list[int]
     ) -> dict[str, Any]:
         """The round's ``screen`` metrics entry: the devices the strategy flagged and, while an
-        attack runs, the round's detection precision and recall over its devices."""
+        attack runs with the malicious devices taking part, the round's detection precision
+        and recall over its devices."""
         out: dict[str, Any] = {}
         if flagged or self.strategy.screens:
             out["screen"] = {"flagged": sorted(flagged)}
-            if self._attacking(round_number) and self.malicious:
+            if self._attacking(round_number) and self.malicious and not self.honest_only:
                 out["screen"].update(detection_counts(devices, flagged, self.malicious))
         return out
 

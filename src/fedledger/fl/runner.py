@@ -154,9 +154,10 @@ class Runner:
         return record
 
     def detection(self) -> dict[str, Any]:
-        """The run's device-level ``detection`` entry (see :mod:`fedledger.fl.detection`)."""
+        """The run's device-level ``detection`` entry (see :mod:`fedledger.fl.detection`);
+        none when the malicious devices sat out (``attack.honest_only``: nothing to find)."""
         sim = self.sim
-        if sim.attack is None:
+        if sim.attack is None or sim.honest_only:
             return {}
         records = self.folder.metrics()
         rounds = {int(rec["round"]) for rec in records}
