@@ -177,6 +177,12 @@ class StrategyConfig(_Section):
         description="screen: decades from which a group on a second column, of nearly the same "
         "updates, backs a group of screen_corroboration_gap; 0 pairs only such groups",
     )
+    screen_shift_gap: float = Field(
+        0.0,
+        ge=0,
+        description="screen: robust units (6 is measured) from which updates whose model one "
+        "feature turns benign far more than the rest's are flagged (on root data; 0 = off)",
+    )
 
 
 class LedgerConfig(_Section):
@@ -338,9 +344,8 @@ class AttackConfig(_Section):
     sybils: int = Field(2, ge=1, description="sybil: unregistered clones per malicious device")
     honest_only: bool = Field(
         False,
-        description="simulation reference: while the attack runs, the malicious devices sit "
-        "out (their updates never reach the strategy), as if a defence had found exactly them; "
-        "needs ledger.backend = none",
+        description="a reference: while the attack runs, the malicious devices sit out, as if "
+        "a defence had found exactly them; needs ledger.backend = none",
     )
 
     @model_validator(mode="after")

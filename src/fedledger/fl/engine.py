@@ -17,7 +17,7 @@ from fedledger.fl.contribution_game import enclave_incentives, round_incentives
 from fedledger.fl.detection import detection_counts
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.plan import make_plan
-from fedledger.fl.probe import root_loss_increase
+from fedledger.fl.probe import benign_shift, root_loss_increase
 from fedledger.fl.round_data import (
     LocalUpdates,
     RoundDriver,
@@ -181,7 +181,7 @@ class Simulation:
         """What the strategy may know about the round: device ids of the rows, layer sizes
         and, where the strategy uses them, FLTrust's root-data update and each of ``updates``'
         effect on the root loss (see :mod:`fedledger.fl.probe`)."""
-        reference = root_loss = None
+        reference = root_loss = shift = None
         if self.strategy.needs_reference:
             reference = self.reference_update(round_number)
         if self.strategy.needs_root_loss and updates is not None and self.root_rows is not None:
@@ -189,13 +189,35 @@ class Simulation:
             root_loss = root_loss_increase(
                 self.model, self.layout, self.task, self.global_params, updates, x, y
             )
+        extremes = self.shift_inputs()
+        if extremes is not None and updates is not None:
+            x, y = self.root_data()
+            high, groups, benign = extremes
+            shift = benign_shift(
+                self.model, self.layout, self.global_params, updates, x, y, high, groups, benign
+            )
         return RoundContext(
             round=round_number,
             devices=tuple(order),
             reference=reference,
             sizes=self.layout.sizes,
             root_loss=root_loss,
+            benign_shift=shift,
         )
+
+    def shift_inputs(self) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        """What :func:`~fedledger.fl.probe.benign_shift` needs besides the root rows — every
+        column's largest training value, its one-hot group, the benign class — when the
+        strategy uses it and it applies (root data, a classifier of tabular rows with a benign
+        class); else ``None``."""
+        if not self.strategy.needs_benign_shift or self.root_rows is None:
+            return None
+        benign = self.data.benign_class
+        domain = self.data.feature_domain()
+        if benign is None or domain is None or self.task.name != "classification":
+            return None
+        high = torch.from_numpy(domain.high).to(self.x_train.dtype)
+        return high, torch.from_numpy(domain.groups), benign
 
     def round_inputs(self, round_number: int) -> RoundInputs:
         """The public inputs an enclave gets besides the sealed updates: the reference update
@@ -207,6 +229,7 @@ class Simulation:
         root_x = root_y = None
         if self.strategy.needs_root_loss and self.root_rows is not None:
             root_x, root_y = self.root_data()
+        extremes = self.shift_inputs()
         valuation_x = valuation_y = None
         if self.book is not None:
             valuation_x, valuation_y = self.valuation_data()
@@ -217,6 +240,7 @@ class Simulation:
             valuation_x=valuation_x,
             valuation_y=valuation_y,
             step=self.last_step() if self.book is not None else None,
+            shift=extremes,
         )
 
     def last_step(self) -> torch.Tensor | None:

@@ -5,7 +5,8 @@ defences use it: FLTrust trains a reference update on it, and the anomaly screen
 update by how much it raises the root loss when applied alone to the global model — Zeno's
 stochastic descendant score (Xie, Koyejo, Gupta, ICML 2019, "Zeno: Distributed Stochastic
 Gradient Descent with Suspicion-based Fault-tolerance"), without the norm penalty, which the
-screen's own norm fingerprint covers.
+screen's own norm fingerprint covers — and by how far setting a single feature to its largest
+value makes the update's model call the root rows' attacks benign (:func:`benign_shift`).
 
 In the simulation the root rows are a seeded sample of the devices' (clean) training pool; a
 deployment gives validators their own labelled traffic.
@@ -20,7 +21,14 @@ from torch import nn
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.tasks import Task
 
-__all__ = ["LOSS_CAP", "choose_root_rows", "root_loss_increase", "valuation_quality"]
+__all__ = [
+    "LOSS_CAP",
+    "benign_shift",
+    "choose_root_rows",
+    "extreme_rows",
+    "root_loss_increase",
+    "valuation_quality",
+]
 
 LOSS_CAP = 1e6
 """The largest mean loss a contribution game counts (see :func:`valuation_quality`)."""
@@ -88,5 +96,61 @@ def root_loss_increase(
         layout.load_into(model, base + updates[i])
         loss = _mean_loss(model, task, x_root, y_root)
         out[i] = loss - before if np.isfinite(loss) else float("inf")
+    layout.load_into(model, base)
+    return out
+
+
+def extreme_rows(x: torch.Tensor, high: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """``[(F + 1)·n, F]``: the ``n`` rows of ``x``, then for every column ``c`` in turn the
+    same rows with ``c`` at ``high[c]`` — for a one-hot column (``groups[c] >= 0``) with the
+    rest of its group at 0, as a record has one protocol, one service, one flag."""
+    n, f = x.shape
+    out = x.repeat(f + 1, 1)
+    for c in range(f):
+        block = out[(c + 1) * n : (c + 2) * n]
+        if int(groups[c]) >= 0:
+            block[:, groups == groups[c]] = 0.0
+        block[:, c] = high[c]
+    return out
+
+
+@torch.no_grad()
+def benign_shift(
+    model: nn.Module,
+    layout: ParamLayout,
+    base: torch.Tensor,
+    updates: torch.Tensor,
+    x_root: torch.Tensor,
+    y_root: torch.Tensor,
+    high: torch.Tensor,
+    groups: torch.Tensor,
+    benign: int,
+) -> torch.Tensor:
+    """``S[i, c]``: over the root rows whose class is not ``benign``, the mean rise of the
+    probability that the model ``w + Δ_i`` gives ``benign`` when column ``c`` is set to
+    ``high[c]`` (:func:`extreme_rows`), as float64 ``[K, F]``; zeros when no root row is of
+    another class.
+
+    A backdoor teaches a trigger — a few feature values — that turns attacks benign, and its
+    updates answer a single one of those features far more than honest ones do; this is
+    Neural Cleanse's observation that a trigger is a small change that flips many inputs to
+    the target (Wang et al., IEEE S&P 2019, "Neural Cleanse: Identifying and Mitigating
+    Backdoor Attacks in Neural Networks"), measured one feature at a time on each update with
+    the validators' data, as BaFFLe's validators judge each round's model on theirs (Andreina,
+    Marson, Möllering, Karame, ICDCS 2021). ``model`` is scratch space: it is left in eval
+    mode holding ``base``.
+    """
+    k, f = updates.shape[0], x_root.shape[1]
+    out = torch.zeros(k, f, dtype=torch.float64)
+    attacks = x_root[y_root != benign]
+    n = attacks.shape[0]
+    if n == 0:
+        return out
+    rows = extreme_rows(attacks, high, groups)
+    model.eval()
+    for i in range(k):
+        layout.load_into(model, base + updates[i])
+        p = torch.softmax(model(rows).to(torch.float64), dim=1)[:, benign].reshape(f + 1, n)
+        out[i] = (p[1:] - p[0]).mean(dim=1)
     layout.load_into(model, base)
     return out

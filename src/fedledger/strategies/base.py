@@ -34,6 +34,10 @@ class RoundContext:
         ``[K]`` float64: how much each update, applied alone to the global model, raises the
         loss on the validators' clean root data (Xie et al. 2019, Zeno's descent score), or
         ``None``.
+    benign_shift
+        ``[K, F]`` float64: per update and input column, how far setting the column to its
+        largest value makes the update's model call the root rows' attacks benign
+        (:func:`~fedledger.fl.probe.benign_shift`), or ``None``.
     """
 
     round: int = 0
@@ -41,6 +45,7 @@ class RoundContext:
     reference: torch.Tensor | None = None
     sizes: tuple[int, ...] = ()
     root_loss: torch.Tensor | None = None
+    benign_shift: torch.Tensor | None = None
 
 
 def weighted_mean(updates: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -72,6 +77,9 @@ class Strategy(ABC):
     """True when :meth:`aggregate` needs :attr:`RoundContext.reference` (FLTrust)."""
     needs_root_loss: ClassVar[bool] = False
     """True when :meth:`aggregate` uses :attr:`RoundContext.root_loss` (the anomaly screen)."""
+    needs_benign_shift: bool = False
+    """True when :meth:`aggregate` uses :attr:`RoundContext.benign_shift` (the anomaly screen
+    with its benign-shift rule on)."""
     screens: ClassVar[bool] = False
     """True when the strategy screens or selects updates and so reports :attr:`flagged`."""
     flagged: tuple[int, ...] = ()

@@ -21,6 +21,7 @@ from fedledger.strategies.column_energy import (
 )
 from fedledger.strategies.fingerprints import fingerprints, outlier_scores
 from fedledger.strategies.median import coordinate_median
+from fedledger.strategies.shift_groups import shift_groups
 
 __all__ = ["AnomalyScreen"]
 
@@ -50,7 +51,12 @@ class AnomalyScreen(Strategy):
     trigger real traffic could carry has one rare service and one rare flag at most; its
     numeric columns lift its updates only a little, but all of them): on such a column, only
     the rows in the groups of most of the columns linked to it, not its whole group. The
-    flagged columns are in :attr:`columns`.
+    flagged columns are in :attr:`columns`. With root data of a classifier that has a benign
+    class, the updates of a group whose model a single input column turns toward "benign" far
+    more than the rest's (:func:`~fedledger.strategies.shift_groups.shift_groups`, on the
+    validators' measure :func:`~fedledger.fl.probe.benign_shift`) are flagged too, from
+    ``shift_gap`` robust units, and from a quarter of it while the column was flagged the
+    round before (:attr:`shift_columns`): a backdoor whose trigger uses no rare column.
     With ``direction`` (the default), an update that points against the last global step the
     screen applied (negative cosine: FLTrust's zero-trust rule, Cao et al. NDSS 2021, with the
     trajectory as the reference instead of an update trained on root data) is flagged too, if
@@ -89,6 +95,9 @@ class AnomalyScreen(Strategy):
         ``corroboration_gap`` (``0``: only two such groups pair up).
     direction
         Flag updates that point against the last global step, from devices that mostly do.
+    shift_gap
+        Robust units from which a benign-shift group is flagged (``0``, the default: no such
+        rule; :data:`~fedledger.strategies.shift_groups.SHIFT_GAP` is the measured setting).
     """
 
     name = "screen"
@@ -104,6 +113,7 @@ class AnomalyScreen(Strategy):
         direction: bool = True,
         corroboration_gap: float = CORROBORATION_GAP,
         support_gap: float = SUPPORT_GAP,
+        shift_gap: float = 0.0,
     ) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
@@ -115,12 +125,16 @@ class AnomalyScreen(Strategy):
             raise FedledgerError(f"screen: corroboration gap must be >= 0, not {corroboration_gap}")
         if support_gap < 0:
             raise FedledgerError(f"screen: support gap must be >= 0, not {support_gap}")
+        if shift_gap < 0:
+            raise FedledgerError(f"screen: shift gap must be >= 0, not {shift_gap}")
         self.threshold = threshold
         self.decay = decay
         self.server_lr = server_lr
         self.column_gap = column_gap
         self.corroboration_gap = corroboration_gap
         self.support_gap = support_gap
+        self.shift_gap = shift_gap
+        self.needs_benign_shift = shift_gap > 0
         self.direction = direction
         self.step: torch.Tensor | None = None
         """The last global step this screen applied (``None`` before its first round, and
@@ -136,6 +150,8 @@ class AnomalyScreen(Strategy):
         """The input columns a coordinated group was flagged on in the last round."""
         self.coordinated: list[int] = []
         """The input columns that were coordinated in the last round (flagged or not)."""
+        self.shift_columns: list[int] = []
+        """The input columns a benign-shift group was flagged on in the last round."""
 
     @classmethod
     def from_config(cls, cfg: StrategyConfig) -> AnomalyScreen:
@@ -148,6 +164,7 @@ class AnomalyScreen(Strategy):
             direction=cfg.screen_direction,
             corroboration_gap=cfg.screen_corroboration_gap,
             support_gap=cfg.screen_support_gap,
+            shift_gap=cfg.screen_shift_gap,
         )
 
     @property
@@ -196,8 +213,13 @@ class AnomalyScreen(Strategy):
         suspects = self._column_suspects(groups, backed)
         self.columns = sorted(suspects)
         self.coordinated = sorted(set(groups) | set(backed))
+        shifted: dict[int, list[int]] = {}
+        shift = ctx.benign_shift
+        if shift is not None and shift.shape[0] == k:
+            shifted = shift_groups(shift, self.shift_gap, frozenset(self.shift_columns))
+        self.shift_columns = sorted(shifted)
         grouped = torch.zeros(k, dtype=torch.bool)
-        for rows in suspects.values():
+        for rows in [*suspects.values(), *shifted.values()]:
             grouped[rows] = True
         devices = ctx.devices if len(ctx.devices) == k else tuple(-1 for _ in range(k))
         scores = self._scores_among(
@@ -309,6 +331,7 @@ class AnomalyScreen(Strategy):
             "clean": torch.tensor([1 if self.clean else 0], dtype=torch.int64),
             "coordinated": torch.tensor(self.coordinated, dtype=torch.int64),
             "columns": torch.tensor(self.columns, dtype=torch.int64),
+            "shift_columns": torch.tensor(self.shift_columns, dtype=torch.int64),
             **({} if self.step is None else {"step": self.step.detach().contiguous()}),
             **self._pointing_state(),
         }
@@ -325,7 +348,7 @@ class AnomalyScreen(Strategy):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if not state:
             self.reputation, self.clean, self.coordinated, self.step = {}, False, [], None
-            self.columns = []
+            self.columns, self.shift_columns = [], []
             self.pointing = {}
             return
         missing = {"reputation_ids", "reputation", "clean"} - set(state)
@@ -339,6 +362,8 @@ class AnomalyScreen(Strategy):
         self.coordinated = [int(j) for j in state.get("coordinated", torch.zeros(0)).tolist()]
         # absent from checkpoints written before the flagged columns were kept: none then
         self.columns = [int(j) for j in state.get("columns", torch.zeros(0)).tolist()]
+        # absent from checkpoints written before the benign-shift rule: none then
+        self.shift_columns = [int(j) for j in state.get("shift_columns", torch.zeros(0)).tolist()]
         step = state.get("step")
         self.step = None if step is None else step.clone()
         # absent from checkpoints written before the device record: no record then

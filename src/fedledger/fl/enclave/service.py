@@ -38,7 +38,7 @@ from torch import nn
 from fedledger.config import StrategyConfig
 from fedledger.errors import EnvelopeError, SecureAggregationError
 from fedledger.fl.params import ParamLayout
-from fedledger.fl.probe import root_loss_increase, valuation_quality
+from fedledger.fl.probe import benign_shift, root_loss_increase, valuation_quality
 from fedledger.fl.tasks import Task, task_from_labels
 from fedledger.incentives import RoundGame, assess_round
 from fedledger.models.registry import create_model
@@ -306,11 +306,26 @@ class EnclaveService:
         reference = tensors.get("reference")
         if reference is not None and reference.numel() != self.n_params:
             raise SecureAggregationError("the reference update has the wrong size")
-        root_loss = None
+        root_loss = shift = None
         if strategy.needs_root_loss and "root_x" in tensors and self._probe is not None:
             model, layout, task = self._probe
             root_loss = root_loss_increase(
                 model, layout, task, base, updates, tensors["root_x"], tensors["root_y"]
+            )
+        probe_inputs = ("root_x", "shift_high", "shift_groups", "shift_benign")
+        given = all(name in tensors for name in probe_inputs)
+        if strategy.needs_benign_shift and given and self._probe is not None:
+            model, layout, _ = self._probe
+            shift = benign_shift(
+                model,
+                layout,
+                base,
+                updates,
+                tensors["root_x"],
+                tensors["root_y"],
+                tensors["shift_high"],
+                tensors["shift_groups"],
+                int(tensors["shift_benign"][0]),
             )
         return RoundContext(
             round=round_number,
@@ -318,6 +333,7 @@ class EnclaveService:
             reference=reference,
             sizes=self._sizes,
             root_loss=root_loss,
+            benign_shift=shift,
         )
 
     def _score(

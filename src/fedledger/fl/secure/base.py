@@ -75,7 +75,8 @@ class SecureContext:
 @dataclass(frozen=True)
 class RoundInputs:
     """Public inputs of a round besides the updates: FLTrust's reference update and the
-    validators' root data, which a screening strategy inside the enclave uses; and, when the
+    validators' root data (with what the benign-shift probe needs), which a screening strategy
+    inside the enclave uses; and, when the
     enclave scores contributions, the validators' valuation rows and the last global step
     (for stale free riders).
 
@@ -89,6 +90,9 @@ class RoundInputs:
     valuation_x: torch.Tensor | None = None
     valuation_y: torch.Tensor | None = None
     step: torch.Tensor | None = None
+    shift: tuple[torch.Tensor, torch.Tensor, int] | None = None
+    """Each column's largest value, its one-hot group and the benign class, when the screen
+    measures :func:`~fedledger.fl.probe.benign_shift` inside."""
 
 
 @dataclass(frozen=True)

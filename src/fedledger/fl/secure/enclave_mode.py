@@ -32,8 +32,8 @@ __all__ = ["SEALED_F32", "EnclaveMode", "encode_round_context"]
 
 def encode_round_context(devices: Sequence[int], inputs: RoundInputs | None) -> bytes:
     """The round's public context for the enclave, as safetensors: the device id of every
-    input, and whichever of FLTrust's reference update, the validators' root data, their
-    valuation rows and the last global step are given."""
+    input, and whichever of FLTrust's reference update, the validators' root data (and the
+    benign-shift probe's inputs), their valuation rows and the last global step are given."""
     tensors = {"devices": torch.tensor(list(devices), dtype=torch.int64)}
     if inputs is not None:
         if inputs.reference is not None:
@@ -46,6 +46,11 @@ def encode_round_context(devices: Sequence[int], inputs: RoundInputs | None) -> 
             tensors["valuation_y"] = inputs.valuation_y.detach().to(torch.int64).contiguous()
         if inputs.step is not None:
             tensors["step"] = inputs.step.detach().to(torch.float32).contiguous()
+        if inputs.shift is not None:
+            high, groups, benign = inputs.shift
+            tensors["shift_high"] = high.detach().to(torch.float32).contiguous()
+            tensors["shift_groups"] = groups.detach().to(torch.int64).contiguous()
+            tensors["shift_benign"] = torch.tensor([benign], dtype=torch.int64)
     return save_tensors(tensors)
 
 
