@@ -180,7 +180,7 @@ class Simulation:
     ) -> RoundContext:
         """What the strategy may know about the round: device ids of the rows, layer sizes
         and, where the strategy uses them, FLTrust's root-data update and each of ``updates``'
-        effect on the root loss (see :mod:`fedledger.fl.probe`)."""
+        effect on the root loss and benign shift (see :mod:`fedledger.fl.probe`)."""
         reference = root_loss = shift = None
         if self.strategy.needs_reference:
             reference = self.reference_update(round_number)
@@ -221,8 +221,9 @@ class Simulation:
 
     def round_inputs(self, round_number: int) -> RoundInputs:
         """The public inputs an enclave gets besides the sealed updates: the reference update
-        (FLTrust), the root data (the screen scores updates on it inside), and with
-        incentives the valuation rows and the last global step (it scores contributions)."""
+        (FLTrust), the root data (the screen scores updates on it inside, with
+        :meth:`shift_inputs` for the benign shift), and with incentives the valuation rows and
+        the last global step (it scores contributions)."""
         from fedledger.fl.secure.base import RoundInputs
 
         reference = self.reference_update(round_number) if self.strategy.needs_reference else None
