@@ -180,3 +180,19 @@ def test_the_enclave_gets_what_the_engine_measures_the_benign_shift_with() -> No
         data=make_dataset(n_clients=12, n_classes=3),
     )
     assert off.shift_inputs() is None and off.round_inputs(1).shift is None
+
+
+def test_an_honest_update_in_a_group_of_flagged_noise_updates_is_not_flagged_with_them() -> None:
+    """Noise updates answer many columns erratically and form benign-shift groups; an honest
+    update that falls into one is not flagged for it when another rule flags the noise
+    updates (on NSL-KDD the column rule does, on their rare columns): the groups that flag
+    are sought again among the updates no other rule flagged, where one update makes none."""
+    k, params = 40, 6
+    updates = 0.01 * torch.randn(k, params, generator=torch.Generator().manual_seed(2))
+    updates[:8] = float("nan")  # eight updates another rule flags (here: non-finite)
+    shift = round_with_group(30.0, size=9)  # the eight and honest row 8 on column 2
+    ctx = RoundContext(round=1, devices=tuple(range(k)), benign_shift=shift)
+    screen = AnomalyScreen(column_gap=0, direction=False, shift_gap=SHIFT_GAP)
+    screen.aggregate(torch.zeros(params), updates, torch.ones(k), ctx)
+    assert set(range(8)) <= set(screen.flagged) and 8 not in screen.flagged
+    assert screen.shift_columns == []
