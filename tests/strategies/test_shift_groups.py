@@ -14,6 +14,7 @@ from torch import nn
 from fedledger.assemble import build_simulation
 from fedledger.config import load_config
 from fedledger.errors import FedledgerError
+from fedledger.fl.enclave.service import EnclaveService, enclave_config
 from fedledger.fl.params import ParamLayout
 from fedledger.fl.probe import benign_shift, extreme_rows
 from fedledger.fl.secure.enclave_mode import encode_round_context
@@ -163,17 +164,27 @@ def test_the_enclave_gets_what_the_engine_measures_the_benign_shift_with() -> No
     assert ctx.benign_shift is not None and ctx.benign_shift.shape == (12, sim.x_train.shape[1])
     assert bool((ctx.benign_shift != 0).any())
     sent = dict(load_tensors(encode_round_context(local.order, sim.round_inputs(1))))
-    inside = benign_shift(
-        sim.model,
-        sim.layout,
-        sim.global_params,
-        local.updates,
-        sent["root_x"],
-        sent["root_y"],
-        sent["shift_high"],
-        sent["shift_groups"],
-        int(sent["shift_benign"][0]),
+    spec = {  # the model the enclave rebuilds, as build_secure describes it
+        "name": cfg.model.name,
+        "hidden": list(cfg.model.hidden),
+        "features": list(sim.data.feature_shape),
+        "classes": sim.data.n_classes,
+        "labels": sim.task.labels(),
+    }
+    config = enclave_config(
+        "enclave",
+        sim.layout.total,
+        cfg.strategy.model_dump(),
+        cfg.security.model_dump(),
+        sim.layout.sizes,
+        model=spec,
     )
+    service = EnclaveService(config, 0)
+    accepted = list(range(len(local.order)))
+    inside = service._round_context(
+        1, sent, list(local.order), accepted, sim.strategy, sim.global_params, local.updates
+    ).benign_shift
+    assert inside is not None
     assert torch.equal(inside, ctx.benign_shift)
     off = build_simulation(
         load_config(None, ["ledger.backend=none"]),

@@ -107,6 +107,7 @@ class Simulation:
         self.incentives = "none"
         """How each round's contributions are measured (``incentives.method``)."""
         self._valuation: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._extremes: tuple[torch.Tensor, torch.Tensor] | None = None
         self.book: RewardBook | None = None
         """Rewards, stakes and reputations (``None`` when ``incentives.method = "none"``)."""
         self._check_shapes()
@@ -213,11 +214,15 @@ class Simulation:
         if not self.strategy.needs_benign_shift or self.root_rows is None:
             return None
         benign = self.data.benign_class
-        domain = self.data.feature_domain()
-        if benign is None or domain is None or self.task.name != "classification":
+        if benign is None or self.task.name != "classification":
             return None
-        high = torch.from_numpy(domain.high).to(self.x_train.dtype)
-        return high, torch.from_numpy(domain.groups), benign
+        if self._extremes is None:  # the training rows do not change: scan them once
+            domain = self.data.feature_domain()
+            if domain is None:
+                return None
+            high = torch.from_numpy(domain.high).to(self.x_train.dtype)
+            self._extremes = (high, torch.from_numpy(domain.groups))
+        return (*self._extremes, benign)
 
     def round_inputs(self, round_number: int) -> RoundInputs:
         """The public inputs an enclave gets besides the sealed updates: the reference update
