@@ -16,6 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import IO
 
+import torch
+
 from fedledger.errors import FedledgerError
 
 __all__ = [
@@ -95,14 +97,19 @@ class ChildProcess:
         The child's module.
     env
         Extra environment variables for the child.
+
+    The child gets the parent's torch thread count (``OMP_NUM_THREADS``, unless ``env`` sets
+    it): it computes while the parent waits, and with torch's default of one thread per core,
+    runs side by side (an attack matrix) would put more threads than cores to work.
     """
 
     def __init__(self, module: str, env: Mapping[str, str] | None = None) -> None:
+        threads = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, **env} if env else None,
+            env={**os.environ, **threads, **(env or {})},
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._conn = FrameConn(self._proc.stdout, self._proc.stdin)
