@@ -178,10 +178,10 @@ class StrategyConfig(_Section):
         "updates, backs a group of screen_corroboration_gap; 0 pairs only such groups",
     )
     screen_shift_gap: float = Field(
-        0.0,
+        6.0,
         ge=0,
-        description="screen: robust units (6 is measured) from which updates whose model one "
-        "feature turns benign far more than the rest's are flagged (on root data; 0 = off)",
+        description="screen: robust units from which updates whose model one feature turns "
+        "benign far more than the rest's are flagged (on root data; 0 = off)",
     )
 
 

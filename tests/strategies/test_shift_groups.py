@@ -141,8 +141,8 @@ def test_the_screen_flags_a_benign_shift_group_and_keeps_its_column_for_the_next
     fresh = AnomalyScreen(column_gap=0, shift_gap=SHIFT_GAP)
     fresh.aggregate(zero, updates, torch.ones(k), weak)
     assert not set(range(8)) & set(fresh.flagged) and fresh.shift_columns == []
-    off = AnomalyScreen(column_gap=0)  # the rule is off unless asked for
-    assert not off.needs_benign_shift and screen.needs_benign_shift
+    off = AnomalyScreen(column_gap=0, shift_gap=0)  # the rule turned off
+    assert not off.needs_benign_shift and AnomalyScreen().needs_benign_shift  # on by default
     off.aggregate(zero, updates, torch.ones(k), strong)
     assert off.shift_columns == [] and not set(range(8)) & set(off.flagged)
     legacy = {k: v for k, v in screen.state_dict().items() if k != "shift_columns"}
@@ -152,11 +152,18 @@ def test_the_screen_flags_a_benign_shift_group_and_keeps_its_column_for_the_next
         AnomalyScreen(shift_gap=-1)
 
 
+def test_the_screen_of_the_default_config_is_the_screen_of_the_default_arguments() -> None:
+    """The config's defaults and the class's are written in two places; they agree."""
+    from fedledger.config import StrategyConfig
+
+    assert vars(AnomalyScreen.from_config(StrategyConfig())) == vars(AnomalyScreen())
+
+
 def test_the_enclave_gets_what_the_engine_measures_the_benign_shift_with() -> None:
     """The plain path and the enclave compute the rule's measure from the same inputs: the
     round context the host sends carries each column's largest value, its one-hot group and
     the benign class, and from them and the root rows the enclave gets the engine's numbers."""
-    cfg = load_config(None, ["ledger.backend=none", "strategy.screen_shift_gap=6"])
+    cfg = load_config(None, ["ledger.backend=none"])  # the rule is on by default
     sim = build_simulation(cfg, data=make_dataset(n_clients=12, n_classes=3))
     assert sim.strategy.needs_benign_shift and sim.root_rows is not None
     local = sim.train_devices(1)
@@ -187,7 +194,7 @@ def test_the_enclave_gets_what_the_engine_measures_the_benign_shift_with() -> No
     assert inside is not None
     assert torch.equal(inside, ctx.benign_shift)
     off = build_simulation(
-        load_config(None, ["ledger.backend=none"]),
+        load_config(None, ["ledger.backend=none", "strategy.screen_shift_gap=0"]),
         data=make_dataset(n_clients=12, n_classes=3),
     )
     assert off.shift_inputs() is None and off.round_inputs(1).shift is None

@@ -21,7 +21,7 @@ from fedledger.strategies.column_energy import (
 )
 from fedledger.strategies.fingerprints import fingerprints, outlier_scores
 from fedledger.strategies.median import coordinate_median
-from fedledger.strategies.shift_groups import shift_groups
+from fedledger.strategies.shift_groups import SHIFT_GAP, shift_groups
 
 __all__ = ["AnomalyScreen"]
 
@@ -98,8 +98,7 @@ class AnomalyScreen(Strategy):
     direction
         Flag updates that point against the last global step, from devices that mostly do.
     shift_gap
-        Robust units from which a benign-shift group is flagged (``0``, the default: no such
-        rule; :data:`~fedledger.strategies.shift_groups.SHIFT_GAP` is the measured setting).
+        Robust units from which a benign-shift group is flagged (``0``: no such rule).
     """
 
     name = "screen"
@@ -115,7 +114,7 @@ class AnomalyScreen(Strategy):
         direction: bool = True,
         corroboration_gap: float = CORROBORATION_GAP,
         support_gap: float = SUPPORT_GAP,
-        shift_gap: float = 0.0,
+        shift_gap: float = SHIFT_GAP,
     ) -> None:
         if threshold <= 0:
             raise FedledgerError(f"screen: threshold must be > 0, not {threshold}")
