@@ -60,6 +60,16 @@ def test_benign_shift_is_the_mean_rise_of_the_benign_probability_on_the_attack_r
                 changed[:, c] = high[c]
                 after = torch.softmax(model(changed).double(), 1)[:, 1]
                 assert got[i, c].item() == pytest.approx((after - before).mean().item(), abs=1e-6)
+    # more attack rows than the probe takes: `rows` of them, evenly spaced in their order
+    many_x, many_y = torch.randn(40, 3), torch.tensor([0, 1] * 20)  # 20 attack rows
+    few = benign_shift(model, layout, base, updates, many_x, many_y, high, groups, 1, rows=5)
+    chosen = torch.nonzero(many_y != 1).flatten()[torch.tensor([0, 5, 10, 14, 19])]
+    alone = benign_shift(
+        model, layout, base, updates, many_x[chosen], many_y[chosen], high, groups, 1, rows=0
+    )
+    assert torch.equal(few, alone)
+    everything = benign_shift(model, layout, base, updates, many_x, many_y, high, groups, 1, 0)
+    assert not torch.equal(everything, few)
     # no attack rows: nothing to measure
     none = benign_shift(model, layout, base, updates, x[:1], y[1:2], high, groups, benign=1)
     assert torch.equal(none, torch.zeros(2, 3, dtype=torch.float64))

@@ -23,12 +23,18 @@ from fedledger.fl.tasks import Task
 
 __all__ = [
     "LOSS_CAP",
+    "SHIFT_ROWS",
     "benign_shift",
     "choose_root_rows",
     "extreme_rows",
     "root_loss_increase",
     "valuation_quality",
 ]
+
+SHIFT_ROWS = 24
+"""Attack rows of the root data :func:`benign_shift` measures on (evenly spaced over them when
+there are more). On NSL-KDD's 200 root rows (about 100 attacks) 24 rows separate a backdoor's
+updates from honest ones as far as all of them do, at a quarter of the cost."""
 
 LOSS_CAP = 1e6
 """The largest mean loss a contribution game counts (see :func:`valuation_quality`)."""
@@ -125,8 +131,10 @@ def benign_shift(
     high: torch.Tensor,
     groups: torch.Tensor,
     benign: int,
+    rows: int = SHIFT_ROWS,
 ) -> torch.Tensor:
-    """``S[i, c]``: over the root rows whose class is not ``benign``, the mean rise of the
+    """``S[i, c]``: over the root rows whose class is not ``benign`` (``rows`` of them, evenly
+    spaced in their order, when there are more; ``0``: all), the mean rise of the
     probability that the model ``w + Δ_i`` gives ``benign`` when column ``c`` is set to
     ``high[c]`` (:func:`extreme_rows`), as float64 ``[K, F]``; zeros when no root row is of
     another class.
@@ -143,14 +151,16 @@ def benign_shift(
     k, f = updates.shape[0], x_root.shape[1]
     out = torch.zeros(k, f, dtype=torch.float64)
     attacks = x_root[y_root != benign]
+    if 0 < rows < attacks.shape[0]:  # the same rows wherever it runs (engine or enclave)
+        attacks = attacks[torch.linspace(0, attacks.shape[0] - 1, rows).round().long()]
     n = attacks.shape[0]
     if n == 0:
         return out
-    rows = extreme_rows(attacks, high, groups)
+    probe = extreme_rows(attacks, high, groups)
     model.eval()
     for i in range(k):
         layout.load_into(model, base + updates[i])
-        p = torch.softmax(model(rows).to(torch.float64), dim=1)[:, benign].reshape(f + 1, n)
+        p = torch.softmax(model(probe).to(torch.float64), dim=1)[:, benign].reshape(f + 1, n)
         out[i] = (p[1:] - p[0]).mean(dim=1)
     layout.load_into(model, base)
     return out
