@@ -26,7 +26,14 @@ from fedledger.strategies import STRATEGIES, create_strategy
 if TYPE_CHECKING:
     from fedledger.fl.secure import SecureAggregator
 
-__all__ = ["build_secure", "build_simulation", "build_task", "check_names", "prepare_run"]
+__all__ = [
+    "build_secure",
+    "build_simulation",
+    "build_task",
+    "check_names",
+    "model_spec",
+    "prepare_run",
+]
 
 
 def build_task(config: Config, data: FederatedDataset) -> Task:
@@ -119,17 +126,22 @@ def build_simulation(
         sim.root_rows = choose_root_rows(
             sim.train_rows, config.strategy.root_samples, config.train.seed
         )
-    spec = None
-    if custom is None:  # the enclave can rebuild a registered model to score updates
-        spec = {
-            "name": config.model.name,
-            "hidden": list(config.model.hidden),
-            "features": list(data.feature_shape),
-            "classes": data.n_classes,
-            "labels": task.labels(),
-        }
+    # the enclave can rebuild a registered model to score updates
+    spec = model_spec(config, data, task) if custom is None else None
     sim.secure = build_secure(config, sim, spec)
     return sim
+
+
+def model_spec(config: Config, data: FederatedDataset, task: Task) -> dict[str, Any]:
+    """What the enclave needs to rebuild ``config``'s registered model for ``data`` (see
+    :class:`~fedledger.fl.secure.base.SecureContext`)."""
+    return {
+        "name": config.model.name,
+        "hidden": list(config.model.hidden),
+        "features": list(data.feature_shape),
+        "classes": data.n_classes,
+        "labels": task.labels(),
+    }
 
 
 SCORED_MODES = ("none", "enclave")

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from safetensors.torch import load as load_tensors
 from torch import nn
 
-from fedledger.assemble import build_simulation
-from fedledger.config import load_config
+from fedledger.assemble import build_simulation, model_spec
+from fedledger.config import StrategyConfig, load_config
 from fedledger.errors import FedledgerError
 from fedledger.fl.enclave.service import EnclaveService, enclave_config
 from fedledger.fl.params import ParamLayout
@@ -164,8 +164,6 @@ def test_the_screen_flags_a_benign_shift_group_and_keeps_its_column_for_the_next
 
 def test_the_screen_of_the_default_config_is_the_screen_of_the_default_arguments() -> None:
     """The config's defaults and the class's are written in two places; they agree."""
-    from fedledger.config import StrategyConfig
-
     assert vars(AnomalyScreen.from_config(StrategyConfig())) == vars(AnomalyScreen())
 
 
@@ -181,13 +179,7 @@ def test_the_enclave_gets_what_the_engine_measures_the_benign_shift_with() -> No
     assert ctx.benign_shift is not None and ctx.benign_shift.shape == (12, sim.x_train.shape[1])
     assert bool((ctx.benign_shift != 0).any())
     sent = dict(load_tensors(encode_round_context(local.order, sim.round_inputs(1))))
-    spec = {  # the model the enclave rebuilds, as build_secure describes it
-        "name": cfg.model.name,
-        "hidden": list(cfg.model.hidden),
-        "features": list(sim.data.feature_shape),
-        "classes": sim.data.n_classes,
-        "labels": sim.task.labels(),
-    }
+    spec = model_spec(cfg, sim.data, sim.task)  # the model the enclave rebuilds
     config = enclave_config(
         "enclave",
         sim.layout.total,
